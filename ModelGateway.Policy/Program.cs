@@ -1,8 +1,16 @@
+using ModelGateway.Policy.Decisions;
+using ModelGateway.Policy.Health;
+
 var builder = WebApplication.CreateBuilder(args);
-builder.AddServiceDefaults();
+// Basic defaults (no standard resilience handler): the only outbound call is OPA, under its own short budget.
+builder.AddBasicServiceDefaults();
+builder.AddPolicyService();
 
 var app = builder.Build();
-app.MapDefaultEndpoints();
+app.MapDefaultEndpoints(mapHealth: false);
+app.MapPolicyHealth();
+app.MapPolicyApi();
+app.LogPolicyEngine();
 app.Run();
 
 /// <summary>Entry point, visible to WebApplicationFactory in tests.</summary>
