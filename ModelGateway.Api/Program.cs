@@ -1,9 +1,12 @@
+using ModelGateway.Api.Hosting;
+
 var builder = WebApplication.CreateBuilder(args);
 builder.AddBasicServiceDefaults();
+builder.AddGateway();
 
 var app = builder.Build();
 app.MapDefaultEndpoints(mapHealth: false);
-app.MapGet("/health", () => new { ok = true, time = DateTimeOffset.UtcNow });
+app.MapGateway();
 app.Run();
 
 /// <summary>Entry point, visible to WebApplicationFactory in tests.</summary>

@@ -1,0 +1,72 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using ModelGateway.Api.ChatCompletions;
+using ModelGateway.Api.Configuration;
+using ModelGateway.Api.Providers;
+using ModelGateway.Api.Providers.OpenAICompatible;
+using ModelGateway.Api.Routing;
+using ModelGateway.Api.Tenancy;
+
+namespace ModelGateway.Api.Hosting;
+
+/// <summary>Registration of the gateway's features; Program.cs calls these and nothing else.</summary>
+internal static class GatewayExtensions
+{
+    public static IHostApplicationBuilder AddGateway(this IHostApplicationBuilder builder)
+    {
+        builder.Services.TryAddSingleton(TimeProvider.System);
+
+        builder.Services.AddOptions<GatewayOptions>()
+            .Bind(builder.Configuration.GetSection(GatewayOptions.SectionName))
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>());
+        builder.Services.AddOptions<TenancyOptions>()
+            .Bind(builder.Configuration.GetSection(TenancyOptions.SectionName))
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+
+        // Storage: Aspire's clients bring connection resilience, health checks and telemetry.
+        builder.AddNpgsqlDataSource("postgres");
+        builder.AddRedisClient("redis");
+
+        builder.Services.TryAddSingleton<TenantStore>();
+        builder.Services.AddHostedService<TenancyStartup>();
+
+        // Providers: one adapter per wire protocol.
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IProviderAdapter, OpenAICompatibleAdapter>());
+        builder.Services.TryAddSingleton<RouteTable>();
+        builder.Services.TryAddSingleton<TargetHealth>();
+        builder.Services.TryAddSingleton<ModelRouter>();
+        builder.Services.TryAddSingleton<ChatCompletionsApi.Services>();
+
+        // Provider calls are long streaming POSTs: no resilience handler (it retries and cuts at 10 s), no redirects,
+        // cookies, proxy or decompression; the router owns retries and timeouts (YARP's outbound handler is the model).
+        builder.Services.AddHttpClient(ModelRouter.ProviderHttpClient, c => c.Timeout = Timeout.InfiniteTimeSpan)
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
+            {
+                AllowAutoRedirect = false,
+                UseCookies = false,
+                UseProxy = false,
+                AutomaticDecompression = DecompressionMethods.None,
+                ConnectTimeout = TimeSpan.FromSeconds(10),
+                PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
+                EnableMultipleHttp2Connections = true,
+            })
+            .SetHandlerLifetime(Timeout.InfiniteTimeSpan);
+
+        return builder;
+    }
+
+    public static WebApplication MapGateway(this WebApplication app)
+    {
+        app.UseMiddleware<ResponseHeadersMiddleware>();
+        app.MapGet("/health", (TimeProvider time) => TypedResults.Ok(new HealthResponse(true, time.GetUtcNow())));
+        app.MapChatCompletionsApi();
+        return app;
+    }
+
+    /// <summary>The original gateway's <c>GET /health</c> shape.</summary>
+    internal sealed record HealthResponse(bool Ok, DateTimeOffset Time);
+}

@@ -1,0 +1,305 @@
+using System.Net.Http.Headers;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
+using ModelGateway.Api.ChatCompletions;
+using ModelGateway.Api.Configuration;
+
+namespace ModelGateway.Api.Providers.OpenAICompatible;
+
+/// <summary>
+/// OpenAI chat completions and every server that speaks them (OpenRouter, OpenAI, vLLM, ...): the request is forwarded
+/// verbatim except <c>model</c> (the upstream model), the output cap (the tenant's clamp) and
+/// <c>stream_options.include_usage</c> (always requested so usage is known; the usage chunk reaches the client only if it
+/// asked). Gateway-only extension fields are not forwarded. Subclasses adjust for servers with quirks (llama.cpp).
+/// See https://platform.openai.com/docs/api-reference/chat/create.
+/// </summary>
+internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProviderAdapter
+{
+    /// <summary>Fields of the gateway's own (the original's extensions and ours) that no provider should see.</summary>
+    protected static readonly HashSet<string> GatewayOnlyFields = new(StringComparer.Ordinal) { "response_schema", "coerce", "tenant", "repair" };
+
+    private readonly int _maxResponseBytes = options.Value.MaxResponseBytes;
+
+    public virtual string ProviderType => ProviderTypes.OpenAICompatible;
+
+    public async Task<ProviderResponse> SendAsync(ProviderCall call, CancellationToken cancellationToken)
+    {
+        var target = call.Target;
+        using var message = new HttpRequestMessage(HttpMethod.Post, new Uri(target.Provider.BaseUrl, ChatCompletionsPath))
+        {
+            Content = ProviderHttp.JsonContent(BuildRequestBody(call.Request, target.Model)),
+        };
+        if (target.Provider.ApiKey is { } key)
+        {
+            message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        }
+        if (call.Request.Stream)
+        {
+            message.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
+        }
+        ProviderHttp.AddHeaders(message, target.Provider.Headers);
+
+        var (response, failure) = await ProviderHttp.SendAsync(call.Http, message, target.Provider.FirstByteTimeout, cancellationToken);
+        if (failure is not null)
+        {
+            return failure;
+        }
+
+        if (!ProviderHttp.IsSuccess(response!.StatusCode))
+        {
+            using (response)
+            {
+                return await ReadFailureAsync(response, cancellationToken);
+            }
+        }
+
+        if (call.Request.Stream)
+        {
+            return new OpenAIStream(response, this, CreateStreamState(call), target.Provider.IdleTimeout);
+        }
+
+        using (response)
+        {
+            var (completion, bodyFailure) = await UpstreamBody.ReadJsonObjectAsync(response, _maxResponseBytes,
+                target.Provider.IdleTimeout, cancellationToken);
+            return bodyFailure ?? new ProviderCompletion(completion!, TranslateCompletion(completion!, call));
+        }
+    }
+
+    /// <summary>The chat completions endpoint relative to the provider's base URL (OpenAI's base URL ends in <c>/v1</c>).</summary>
+    protected virtual string ChatCompletionsPath => "chat/completions";
+
+    /// <summary>The upstream body: the client's fields in their order, with the overrides described on the class.</summary>
+    protected virtual byte[] BuildRequestBody(ChatRequest request, string upstreamModel)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(request.Body.Count * 64 + 256);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            var wroteCap = false;
+            foreach (var (name, value) in request.Body)
+            {
+                switch (name)
+                {
+                    case "model":
+                        writer.WriteString("model", upstreamModel);
+                        continue;
+                    case "stream_options":
+                        continue;
+                    case "max_tokens" or "max_completion_tokens":
+                        if (request.MaxTokens is { } cap)
+                        {
+                            writer.WriteNumber(name, cap);
+                            wroteCap = true;
+                        }
+                        continue;
+                }
+                if (GatewayOnlyFields.Contains(name))
+                {
+                    continue;
+                }
+                writer.WritePropertyName(name);
+                if (value is null)
+                {
+                    writer.WriteNullValue();
+                }
+                else
+                {
+                    value.WriteTo(writer);
+                }
+            }
+            if (!wroteCap && request.MaxTokens is { } clamp)
+            {
+                writer.WriteNumber("max_tokens", clamp);
+            }
+            if (request.Stream)
+            {
+                writer.WriteStartObject("stream_options");
+                if (request.Body["stream_options"] is JsonObject clientOptions)
+                {
+                    foreach (var (name, value) in clientOptions)
+                    {
+                        if (name != "include_usage")
+                        {
+                            writer.WritePropertyName(name);
+                            if (value is null)
+                            {
+                                writer.WriteNullValue();
+                            }
+                            else
+                            {
+                                value.WriteTo(writer);
+                            }
+                        }
+                    }
+                }
+                writer.WriteBoolean("include_usage", true);
+                writer.WriteEndObject();
+            }
+            WriteExtraFields(writer, request);
+            writer.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>A hook for subclasses to add provider-specific fields.</summary>
+    protected virtual void WriteExtraFields(Utf8JsonWriter writer, ChatRequest request)
+    {
+    }
+
+    /// <summary>
+    /// Adjusts a non-streaming answer in place before it goes to the client and returns its usage. Subclasses fix up
+    /// servers with quirks (llama.cpp reports no model of its own and may omit usage).
+    /// </summary>
+    protected virtual TokenUsage TranslateCompletion(JsonObject completion, ProviderCall call) =>
+        ReadUsage(completion["usage"] as JsonObject);
+
+    /// <summary>Normalises an OpenAI usage object (https://platform.openai.com/docs/api-reference/chat/object#chat/object-usage).</summary>
+    protected static TokenUsage ReadUsage(JsonObject? usage)
+    {
+        if (usage is null)
+        {
+            return default;
+        }
+        var cached = usage["prompt_tokens_details"]?["cached_tokens"] is JsonValue c && c.TryGetValue<int>(out var cv) ? cv : 0;
+        return new TokenUsage(GetInt(usage, "prompt_tokens"), GetInt(usage, "completion_tokens"), cached) { Raw = usage.DeepClone() };
+    }
+
+    protected static int GetInt(JsonObject o, string name) =>
+        o[name] is JsonValue v && v.TryGetValue<int>(out var i) ? i : 0;
+
+    /// <summary>Maps the provider's error response (OpenAI envelope) to a failure.</summary>
+    protected virtual async Task<ProviderFailure> ReadFailureAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        var status = (int)response.StatusCode;
+        string message = $"The provider answered HTTP {status}.";
+        string? type = null;
+        try
+        {
+            var body = await ProviderHttp.ReadBoundedAsync(response, 64 * 1024, TimeSpan.FromSeconds(5), cancellationToken);
+            if (JsonNode.Parse(body) is JsonObject o && o["error"] is JsonObject e)
+            {
+                message = e["message"]?.GetValueKind() == JsonValueKind.String ? $"Provider error: {e["message"]!.GetValue<string>()}" : message;
+                type = e["type"]?.GetValueKind() == JsonValueKind.String ? e["type"]!.GetValue<string>() : null;
+            }
+        }
+        catch (Exception ex) when (ex is JsonException or IOException or HttpRequestException or TimeoutException)
+        {
+            // The status is what matters; an unreadable error body changes nothing.
+        }
+        return ProviderFailure.FromStatus(status, message, status is 400 or 404 or 422 ? "invalid_request_error" : type is null ? null : MapType(status, type),
+            ProviderHttp.RetryAfter(response));
+    }
+
+    private static string MapType(int status, string type) => status == 429 ? "rate_limit_error" : status >= 500 ? "api_error" : type;
+
+    /// <summary>
+    /// Turns one upstream SSE data payload into a stream event. Returns false for payloads to drop.
+    /// OpenAI sends the usage on a last chunk whose <c>choices</c> is empty.
+    /// </summary>
+    protected virtual bool TryTranslateChunk(byte[] data, StreamState state, out StreamEvent streamEvent) =>
+        TranslateChunk(ParseChunk(data), data, state, out streamEvent);
+
+    protected static JsonObject ParseChunk(ReadOnlySpan<byte> data) =>
+        JsonNode.Parse(data) as JsonObject ?? throw new JsonException("A stream event is not a JSON object.");
+
+    /// <summary>Classifies a parsed chunk whose OpenAI JSON is <paramref name="bytes"/>, and notes its usage in <paramref name="state"/>.</summary>
+    protected static bool TranslateChunk(JsonObject node, byte[] bytes, StreamState state, out StreamEvent streamEvent)
+    {
+        if (node["error"] is JsonObject)
+        {
+            streamEvent = new StreamEvent(StreamEventKind.Error, bytes);
+            return true;
+        }
+        TokenUsage? usage = node["usage"] is JsonObject u ? ReadUsage(u) : null;
+        state.SawUsage |= usage is not null;
+        var choices = node["choices"] as JsonArray;
+        if (choices is null || choices.Count == 0)
+        {
+            streamEvent = new StreamEvent(StreamEventKind.Usage, bytes, usage);
+            return usage is not null;
+        }
+        string? finish = null;
+        StringBuilder? delta = null;
+        foreach (var choice in choices)
+        {
+            if (choice?["finish_reason"] is JsonValue f && f.GetValueKind() == JsonValueKind.String)
+            {
+                finish = f.GetValue<string>();
+            }
+            if (choice?["delta"] is JsonObject d)
+            {
+                if (d["content"] is JsonValue content && content.GetValueKind() == JsonValueKind.String)
+                {
+                    (delta ??= new StringBuilder()).Append(content.GetValue<string>());
+                }
+                if (d["tool_calls"] is JsonArray calls)
+                {
+                    foreach (var call in calls)
+                    {
+                        if (call?["function"]?["arguments"] is JsonValue a && a.GetValueKind() == JsonValueKind.String)
+                        {
+                            (delta ??= new StringBuilder()).Append(a.GetValue<string>());
+                        }
+                    }
+                }
+            }
+        }
+        streamEvent = new StreamEvent(StreamEventKind.Chunk, bytes, usage, finish, delta?.ToString());
+        return true;
+    }
+
+    /// <summary>
+    /// Called when the upstream stream has ended ([DONE] or end of body): a subclass may add a last event, e.g. the usage
+    /// a server did not report.
+    /// </summary>
+    protected virtual bool TryEndStream(StreamState state, out StreamEvent streamEvent)
+    {
+        streamEvent = default;
+        return false;
+    }
+
+    /// <summary>What an adapter remembers across the chunks of one stream.</summary>
+    protected class StreamState(ProviderCall call)
+    {
+        public ProviderCall Call { get; } = call;
+
+        /// <summary>Whether any chunk carried usage.</summary>
+        public bool SawUsage { get; set; }
+    }
+
+    /// <summary>Per-stream state; subclasses that remember more return their own subclass.</summary>
+    protected virtual StreamState CreateStreamState(ProviderCall call) => new(call);
+
+    private sealed class OpenAIStream(HttpResponseMessage response, OpenAICompatibleAdapter adapter, StreamState state,
+        TimeSpan idleTimeout) : ProviderStream
+    {
+        public override async IAsyncEnumerable<StreamEvent> ReadEventsAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+        {
+            await foreach (var data in UpstreamBody.ReadSseDataAsync(response, idleTimeout, cancellationToken))
+            {
+                if (data.AsSpan().SequenceEqual("[DONE]"u8))
+                {
+                    break;
+                }
+                if (data.Length == 0)
+                {
+                    continue;
+                }
+                if (adapter.TryTranslateChunk(data, state, out var e))
+                {
+                    yield return e;
+                }
+            }
+            if (adapter.TryEndStream(state, out var last))
+            {
+                yield return last;
+            }
+        }
+
+        public override void Dispose() => response.Dispose();
+    }
+}

@@ -1,0 +1,108 @@
+using System.Net;
+using System.Net.Http.Headers;
+
+namespace ModelGateway.Api.Providers;
+
+/// <summary>HTTP plumbing shared by every adapter: sending with a first-byte timeout, reading bounded bodies, retry-after.</summary>
+internal static class ProviderHttp
+{
+    /// <summary>
+    /// Sends <paramref name="message"/> and waits for the response headers at most <paramref name="firstByteTimeout"/>.
+    /// Connection failures and timeouts come back as a <see cref="ProviderFailure"/>; the client's cancellation is thrown.
+    /// </summary>
+    public static async Task<(HttpResponseMessage? Response, ProviderFailure? Failure)> SendAsync(HttpClient http,
+        HttpRequestMessage message, TimeSpan firstByteTimeout, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(firstByteTimeout);
+        try
+        {
+            var response = await http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            return (response, null);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return (null, ProviderFailure.Timeout(
+                $"The provider did not answer within {firstByteTimeout.TotalSeconds:0.###} s."));
+        }
+        catch (HttpRequestException ex)
+        {
+            return (null, ProviderFailure.ConnectionFailed($"Could not reach the provider: {ex.Message}"));
+        }
+    }
+
+    /// <summary>Reads a whole body, refusing more than <paramref name="maxBytes"/> (a provider must not exhaust our memory).</summary>
+    public static async Task<byte[]> ReadBoundedAsync(HttpResponseMessage response, int maxBytes, TimeSpan idleTimeout,
+        CancellationToken cancellationToken)
+    {
+        if (response.Content.Headers.ContentLength is { } length && length > maxBytes)
+        {
+            throw new ResponseTooLargeException(maxBytes);
+        }
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(idleTimeout);
+        try
+        {
+            await using var stream = await response.Content.ReadAsStreamAsync(timeout.Token);
+            using var buffer = new MemoryStream();
+            var chunk = new byte[16 * 1024];
+            int read;
+            while ((read = await stream.ReadAsync(chunk, timeout.Token)) > 0)
+            {
+                if (buffer.Length + read > maxBytes)
+                {
+                    throw new ResponseTooLargeException(maxBytes);
+                }
+                buffer.Write(chunk, 0, read);
+                timeout.CancelAfter(idleTimeout);
+            }
+            return buffer.ToArray();
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"The provider sent nothing for {idleTimeout.TotalSeconds:0.###} s.");
+        }
+    }
+
+    public static TimeSpan? RetryAfter(HttpResponseMessage response)
+    {
+        var header = response.Headers.RetryAfter;
+        if (header?.Delta is { } delta)
+        {
+            return delta;
+        }
+        if (header?.Date is { } date)
+        {
+            var d = date - DateTimeOffset.UtcNow;
+            return d > TimeSpan.Zero ? d : TimeSpan.Zero;
+        }
+        // OpenAI also sends retry-after-ms.
+        if (response.Headers.TryGetValues("retry-after-ms", out var ms) && double.TryParse(ms.FirstOrDefault(),
+                System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var msValue))
+        {
+            return TimeSpan.FromMilliseconds(msValue);
+        }
+        return null;
+    }
+
+    public static void AddHeaders(HttpRequestMessage message, IReadOnlyDictionary<string, string> headers)
+    {
+        foreach (var (name, value) in headers)
+        {
+            message.Headers.TryAddWithoutValidation(name, value);
+        }
+    }
+
+    public static ByteArrayContent JsonContent(byte[] body)
+    {
+        var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        return content;
+    }
+
+    public static bool IsSuccess(HttpStatusCode status) => (int)status is >= 200 and < 300;
+}
+
+/// <summary>The provider's response exceeded <c>Gateway:MaxResponseBytes</c>.</summary>
+internal sealed class ResponseTooLargeException(int maxBytes)
+    : IOException($"The provider's response is larger than the {maxBytes} bytes the gateway accepts.");

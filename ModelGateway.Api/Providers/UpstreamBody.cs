@@ -1,0 +1,76 @@
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace ModelGateway.Api.Providers;
+
+/// <summary>Reading a provider's successful answer, shared by every adapter: a bounded JSON body, or an SSE stream.</summary>
+internal static class UpstreamBody
+{
+    /// <summary>
+    /// Reads a non-streaming answer as a JSON object. A body that is too large, too slow, not JSON or cut off comes back as a
+    /// <see cref="ProviderFailure"/> (nothing has reached the client yet).
+    /// </summary>
+    public static async Task<(JsonObject? Body, ProviderFailure? Failure)> ReadJsonObjectAsync(HttpResponseMessage response,
+        int maxBytes, TimeSpan idleTimeout, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var body = await ProviderHttp.ReadBoundedAsync(response, maxBytes, idleTimeout, cancellationToken);
+            return (JsonNode.Parse(body) as JsonObject ?? throw new JsonException("The provider's answer is not a JSON object."), null);
+        }
+        catch (ResponseTooLargeException ex)
+        {
+            return (null, new ProviderFailure(502, "api_error", "upstream_response_too_large", ex.Message, retryable: false)
+            {
+                ErrorType = "response_too_large",
+            });
+        }
+        catch (TimeoutException ex)
+        {
+            return (null, ProviderFailure.Timeout(ex.Message));
+        }
+        catch (JsonException ex)
+        {
+            return (null, new ProviderFailure(502, "api_error", "upstream_invalid_response",
+                $"The provider's answer is not valid JSON: {ex.Message}", retryable: true) { ErrorType = "invalid_response" });
+        }
+        catch (Exception ex) when (ex is IOException or HttpRequestException)
+        {
+            return (null, ProviderFailure.ConnectionFailed($"The provider's answer broke off: {ex.Message}"));
+        }
+    }
+
+    /// <summary>
+    /// Yields the <c>data</c> payload of each server-sent event as it arrives (https://html.spec.whatwg.org/multipage/server-sent-events.html).
+    /// Silence longer than <paramref name="idleTimeout"/> between two events throws a <see cref="TimeoutException"/>.
+    /// </summary>
+    public static async IAsyncEnumerable<byte[]> ReadSseDataAsync(HttpResponseMessage response, TimeSpan idleTimeout,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        idle.CancelAfter(idleTimeout);
+        await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
+        var parser = SseParser.Create(body, static (_, data) => data.ToArray());
+        await using var events = parser.EnumerateAsync(idle.Token).GetAsyncEnumerator(idle.Token);
+        while (true)
+        {
+            bool more;
+            try
+            {
+                more = await events.MoveNextAsync();
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new TimeoutException($"The provider sent no stream event for {idleTimeout.TotalSeconds:0.###} s.");
+            }
+            if (!more)
+            {
+                yield break;
+            }
+            idle.CancelAfter(idleTimeout);
+            yield return events.Current.Data;
+        }
+    }
+}

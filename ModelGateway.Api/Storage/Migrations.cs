@@ -1,0 +1,72 @@
+using Npgsql;
+
+namespace ModelGateway.Api.Storage;
+
+/// <summary>
+/// The Postgres schema, applied at start-up. Each step runs once, in order, inside a transaction holding an advisory
+/// lock, so several replicas starting together migrate exactly once.
+/// </summary>
+internal static class Migrations
+{
+    private const long LockKey = 0x4D475F4D49475241; // "MG_MIGRA"
+
+    private static readonly string[] Steps =
+    [
+        """
+        CREATE TABLE tenants (
+            id text PRIMARY KEY,
+            name text NOT NULL,
+            allowed_models text[] NOT NULL DEFAULT '{}',
+            max_output_tokens integer,
+            max_usd_per_request_micro bigint,
+            budget_micro bigint,
+            budget_period text NOT NULL DEFAULT 'total',
+            requests_per_minute integer,
+            tokens_per_minute integer,
+            policy jsonb,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            updated_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE TABLE api_keys (
+            id text PRIMARY KEY,
+            tenant_id text NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+            key_hash bytea NOT NULL UNIQUE,
+            prefix text NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            expires_at timestamptz,
+            revoked_at timestamptz
+        );
+        CREATE INDEX api_keys_tenant ON api_keys(tenant_id);
+        """,
+    ];
+
+    public static async Task ApplyAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var tx = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var lockCmd = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({LockKey})", connection, tx))
+        {
+            await lockCmd.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await using (var create = new NpgsqlCommand(
+                         "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+                         connection, tx))
+        {
+            await create.ExecuteNonQueryAsync(cancellationToken);
+        }
+        int current;
+        await using (var versionCmd = new NpgsqlCommand("SELECT coalesce(max(version), 0) FROM schema_migrations", connection, tx))
+        {
+            current = Convert.ToInt32(await versionCmd.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        for (var version = current + 1; version <= Steps.Length; version++)
+        {
+            await using var step = new NpgsqlCommand(Steps[version - 1], connection, tx);
+            await step.ExecuteNonQueryAsync(cancellationToken);
+            await using var record = new NpgsqlCommand("INSERT INTO schema_migrations(version) VALUES (@v)", connection, tx);
+            record.Parameters.AddWithValue("v", version);
+            await record.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await tx.CommitAsync(cancellationToken);
+    }
+}

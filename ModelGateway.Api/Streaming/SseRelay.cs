@@ -1,0 +1,123 @@
+using System.Text.Json.Nodes;
+using ModelGateway.Api.ChatCompletions;
+using ModelGateway.Api.Errors;
+using ModelGateway.Api.Providers;
+
+namespace ModelGateway.Api.Streaming;
+
+/// <summary>
+/// Writes translated stream events to the client as OpenAI server-sent events
+/// (https://platform.openai.com/docs/api-reference/chat-streaming), flushing after each so nothing is buffered whole.
+/// Once the first byte is out there is no retry: an upstream failure ends the stream with an error event and no
+/// <c>[DONE]</c>, which OpenAI's SDKs raise as an error.
+/// </summary>
+internal static partial class SseRelay
+{
+    private static readonly byte[] DataPrefix = "data: "u8.ToArray();
+    private static readonly byte[] EventEnd = "\n\n"u8.ToArray();
+    private static readonly byte[] Done = "data: [DONE]\n\n"u8.ToArray();
+
+    /// <summary>What a relayed stream produced, for settlement and traces.</summary>
+    internal sealed class Outcome
+    {
+        public TokenUsage? Usage { get; set; }
+        public string? FinishReason { get; set; }
+        public int ContentChars { get; set; }
+        public System.Text.StringBuilder Content { get; } = new();
+        public string? Error { get; set; }
+        public bool ClientDisconnected { get; set; }
+        public bool Completed { get; set; }
+    }
+
+    public static async Task<Outcome> RelayAsync(HttpContext context, ChatRequest request, IAsyncEnumerator<StreamEvent> events,
+        bool hasFirstEvent, ILogger logger)
+    {
+        var outcome = new Outcome();
+        var response = context.Response;
+        response.StatusCode = 200;
+        response.ContentType = "text/event-stream; charset=utf-8";
+        response.Headers.CacheControl = "no-cache";
+        response.Headers["X-Accel-Buffering"] = "no";
+        var writer = response.BodyWriter;
+        var aborted = context.RequestAborted;
+
+        try
+        {
+            await response.StartAsync(aborted);
+            var more = hasFirstEvent;
+            while (more)
+            {
+                var e = events.Current;
+                if (e.Usage is { } usage)
+                {
+                    outcome.Usage = usage;
+                }
+                if (e.FinishReason is not null)
+                {
+                    outcome.FinishReason = e.FinishReason;
+                }
+                if (e.ContentDelta is { } delta)
+                {
+                    outcome.Content.Append(delta);
+                }
+                if (e.Kind == StreamEventKind.Error)
+                {
+                    outcome.Error = "upstream_stream_error";
+                    await WriteEventAsync(writer, e.Json, aborted);
+                    return outcome;
+                }
+                if (e.Kind == StreamEventKind.Chunk || request.IncludeUsage)
+                {
+                    await WriteEventAsync(writer, e.Json, aborted);
+                }
+                more = await events.MoveNextAsync();
+            }
+            outcome.Completed = true;
+            await writer.WriteAsync(Done, aborted);
+            await writer.FlushAsync(aborted);
+        }
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        {
+            outcome.ClientDisconnected = true;
+        }
+        catch (Exception ex) when (ex is IOException or HttpRequestException or TimeoutException or System.Text.Json.JsonException)
+        {
+            outcome.Error = ex is TimeoutException ? "timeout" : ex is System.Text.Json.JsonException ? "invalid_response" : "stream_broken";
+            LogStreamFailed(logger, outcome.Error, ex.Message);
+            if (!aborted.IsCancellationRequested)
+            {
+                var error = new OpenAIError(502, ex is TimeoutException
+                        ? "The provider stopped sending the stream (timeout); the answer is incomplete."
+                        : $"The provider's stream failed mid-way; the answer is incomplete. ({ex.Message})",
+                    "api_error", null, ex is TimeoutException ? "upstream_timeout" : "upstream_stream_error");
+                try
+                {
+                    await WriteEventAsync(writer, error.ToUtf8Bytes(), aborted);
+                }
+                catch (Exception writeEx) when (writeEx is IOException or OperationCanceledException)
+                {
+                    outcome.ClientDisconnected = true;
+                }
+            }
+        }
+        return outcome;
+    }
+
+    private static async ValueTask WriteEventAsync(System.IO.Pipelines.PipeWriter writer, ReadOnlyMemory<byte> json, CancellationToken cancellationToken)
+    {
+        var span = writer.GetSpan(DataPrefix.Length + json.Length + EventEnd.Length);
+        DataPrefix.CopyTo(span);
+        json.Span.CopyTo(span[DataPrefix.Length..]);
+        EventEnd.CopyTo(span[(DataPrefix.Length + json.Length)..]);
+        writer.Advance(DataPrefix.Length + json.Length + EventEnd.Length);
+        var flush = await writer.FlushAsync(cancellationToken);
+        if (flush.IsCanceled || flush.IsCompleted)
+        {
+            throw new OperationCanceledException("The client stopped reading.", cancellationToken);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Upstream stream ended abnormally ({ErrorType}): {Reason}")]
+    private static partial void LogStreamFailed(ILogger logger, string errorType, string reason);
+
+}
