@@ -15,8 +15,8 @@ namespace ModelGateway.Api.ChatCompletions;
 /// <summary>
 /// <c>POST /v1/chat/completions</c>, the hot path. Steps, in order (docs/architecture.md has the full story):
 /// 1 authenticate the key → tenant; 2 read and validate the body; 3 resolve the alias and apply the tenant's model list
-/// and output cap; 4 route: try targets until one answers (retry only before the first byte reaches the client);
-/// 5 relay the answer, chunk by chunk for streams; 6 record what happened.
+/// and output cap; 4 policy; 5 route: try targets until one answers (retry only before the first byte reaches the client);
+/// 6 relay the answer, chunk by chunk for streams; 7 record what happened.
 /// </summary>
 internal static class ChatCompletionsApi
 {
@@ -28,8 +28,9 @@ internal static class ChatCompletionsApi
     }
 
     internal sealed class Services(TenantStore tenants, RouteTable routes, ModelRouter router, IOptions<GatewayOptions> options,
-        ILoggerFactory loggers)
+        Policy.PolicyGate policy, ILoggerFactory loggers)
     {
+        public Policy.PolicyGate Policy { get; } = policy;
         public TenantStore Tenants { get; } = tenants;
         public RouteTable Routes { get; } = routes;
         public ModelRouter Router { get; } = router;
@@ -83,7 +84,15 @@ internal static class ChatCompletionsApi
             request.ClampMaxTokens(cap);
         }
 
-        // 4. Route.
+        // 4. Policy.
+        var (_, denied) = await services.Policy.DecideAsync(context, caller, request, route, aborted);
+        if (denied is not null)
+        {
+            await denied.WriteResponseAsync(context);
+            return;
+        }
+
+        // 5. Route.
         RoutedResponse routed;
         try
         {
@@ -104,7 +113,7 @@ internal static class ChatCompletionsApi
             return;
         }
 
-        // 5. Relay.
+        // 6. Relay.
         if (routed.Completion is { } completion)
         {
             using (completion)

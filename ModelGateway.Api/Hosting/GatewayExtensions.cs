@@ -7,6 +7,7 @@ using ModelGateway.Api.Providers;
 using ModelGateway.Api.Providers.OpenAICompatible;
 using ModelGateway.Api.Routing;
 using ModelGateway.Api.Tenancy;
+using ModelGateway.Policy.Rules.Client;
 
 namespace ModelGateway.Api.Hosting;
 
@@ -32,10 +33,17 @@ internal static class GatewayExtensions
         builder.AddRedisClient("redis");
 
         builder.Services.TryAddSingleton<TenantStore>();
+
+        // Policy: built-in rules in process, OPA tenants through the Policy service.
+        builder.AddPolicyClient();
+        builder.Services.TryAddSingleton<Tokenization.ITokenCounter, Tokenization.TokenCounter>();
+        builder.Services.TryAddSingleton<Policy.PolicyGate>();
         builder.Services.AddHostedService<TenancyStartup>();
 
         // Providers: one adapter per wire protocol.
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IProviderAdapter, OpenAICompatibleAdapter>());
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IProviderAdapter, Providers.Anthropic.AnthropicAdapter>());
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IProviderAdapter, Providers.LlamaCpp.LlamaCppAdapter>());
         builder.Services.TryAddSingleton<RouteTable>();
         builder.Services.TryAddSingleton<TargetHealth>();
         builder.Services.TryAddSingleton<ModelRouter>();
@@ -62,6 +70,10 @@ internal static class GatewayExtensions
     public static WebApplication MapGateway(this WebApplication app)
     {
         app.UseMiddleware<ResponseHeadersMiddleware>();
+        // An unexpected exception still answers in the OpenAI envelope (SDKs parse it), without internals.
+        app.UseExceptionHandler(errorApp => errorApp.Run(context =>
+            new Errors.OpenAIError(500, "The gateway failed to process the request; it has been logged.", "api_error", null, "internal_error")
+                .WriteResponseAsync(context)));
         app.MapGet("/health", (TimeProvider time) => TypedResults.Ok(new HealthResponse(true, time.GetUtcNow())));
         app.MapChatCompletionsApi();
         return app;

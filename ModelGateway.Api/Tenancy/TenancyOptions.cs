@@ -42,6 +42,9 @@ public sealed class SeedTenant
 
     public int? TokensPerMinute { get; set; }
 
+    /// <summary>Policy rules beyond the limits above (model/provider lists, time windows, deny patterns, OPA); see docs/policy.md.</summary>
+    public ModelGateway.Policy.Rules.TenantPolicy? Policy { get; set; }
+
     /// <summary>Plain API keys to register for this tenant (stored hashed). For development and tests; in production issue keys through the admin API.</summary>
     public List<string> ApiKeys { get; set; } = [];
 }

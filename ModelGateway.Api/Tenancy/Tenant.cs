@@ -10,7 +10,8 @@ internal sealed record Tenant(
     long? BudgetMicroUsd,
     string BudgetPeriod,
     int? RequestsPerMinute,
-    int? TokensPerMinute)
+    int? TokensPerMinute,
+    ModelGateway.Policy.Rules.TenantPolicy Policy)
 {
     public bool MayUse(string alias) => AllowedModels.Count == 0 || AllowedModels.Contains(alias, StringComparer.Ordinal);
 }

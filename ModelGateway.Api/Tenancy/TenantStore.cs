@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
+using System.Text.Json;
 using Microsoft.Extensions.Options;
+using ModelGateway.Policy.Rules;
 using ModelGateway.Api.Routing;
 using Npgsql;
 
@@ -40,7 +42,7 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
     {
         await using var cmd = db.CreateCommand("""
             SELECT k.id, t.id, t.name, t.allowed_models, t.max_output_tokens, t.max_usd_per_request_micro, t.budget_micro,
-                   t.budget_period, t.requests_per_minute, t.tokens_per_minute
+                   t.budget_period, t.requests_per_minute, t.tokens_per_minute, t.policy::text
             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
             WHERE k.key_hash = @hash AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > @now)
             """);
@@ -60,8 +62,18 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
             reader.IsDBNull(6) ? null : reader.GetInt64(6),
             reader.GetString(7),
             reader.IsDBNull(8) ? null : reader.GetInt32(8),
-            reader.IsDBNull(9) ? null : reader.GetInt32(9));
-        return new Caller(tenant, reader.GetString(0));
+            reader.IsDBNull(9) ? null : reader.GetInt32(9),
+            TenantPolicy.Unrestricted);
+        var stored = reader.IsDBNull(10) ? null
+            : JsonSerializer.Deserialize(reader.GetString(10), PolicyJsonContext.Default.TenantPolicy);
+        // The tenant's limits are policy too: one engine (built-in or OPA) sees all of them.
+        var policy = (stored ?? TenantPolicy.Unrestricted) with
+        {
+            AllowedModels = tenant.AllowedModels.Count > 0 ? tenant.AllowedModels : stored?.AllowedModels,
+            MaxOutputTokens = tenant.MaxOutputTokens ?? stored?.MaxOutputTokens,
+            MaxUsdPerRequest = tenant.MaxMicroUsdPerRequest is { } m ? m / 1_000_000m : stored?.MaxUsdPerRequest,
+        };
+        return new Caller(tenant with { Policy = policy }, reader.GetString(0));
     }
 
     /// <summary>Creates or updates the configured seed tenants and registers their keys (idempotent).</summary>
@@ -71,12 +83,13 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
         {
             await using var upsert = db.CreateCommand("""
                 INSERT INTO tenants (id, name, allowed_models, max_output_tokens, max_usd_per_request_micro, budget_micro, budget_period,
-                                     requests_per_minute, tokens_per_minute)
-                VALUES (@id, @name, @models, @maxOut, @maxUsd, @budget, @period, @rpm, @tpm)
+                                     requests_per_minute, tokens_per_minute, policy)
+                VALUES (@id, @name, @models, @maxOut, @maxUsd, @budget, @period, @rpm, @tpm, @policy::jsonb)
                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, allowed_models = excluded.allowed_models,
                     max_output_tokens = excluded.max_output_tokens, max_usd_per_request_micro = excluded.max_usd_per_request_micro,
                     budget_micro = excluded.budget_micro, budget_period = excluded.budget_period,
-                    requests_per_minute = excluded.requests_per_minute, tokens_per_minute = excluded.tokens_per_minute, updated_at = now()
+                    requests_per_minute = excluded.requests_per_minute, tokens_per_minute = excluded.tokens_per_minute,
+                    policy = excluded.policy, updated_at = now()
                 """);
             upsert.Parameters.AddWithValue("id", seed.Id);
             upsert.Parameters.AddWithValue("name", seed.Name ?? seed.Id);
@@ -87,6 +100,8 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
             upsert.Parameters.AddWithValue("period", seed.BudgetPeriod);
             upsert.Parameters.AddWithValue("rpm", (object?)seed.RequestsPerMinute ?? DBNull.Value);
             upsert.Parameters.AddWithValue("tpm", (object?)seed.TokensPerMinute ?? DBNull.Value);
+            upsert.Parameters.AddWithValue("policy", seed.Policy is null ? DBNull.Value
+                : JsonSerializer.Serialize(seed.Policy, PolicyJsonContext.Default.TenantPolicy));
             await upsert.ExecuteNonQueryAsync(cancellationToken);
 
             for (var i = 0; i < seed.ApiKeys.Count; i++)

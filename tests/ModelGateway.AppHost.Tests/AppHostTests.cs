@@ -12,13 +12,13 @@ namespace ModelGateway.AppHost.Tests;
 /// The whole application through the AppHost: DCP starts Redis and Postgres as local processes (no container engine
 /// here), the fake upstream, Api, Policy and Realtime; a streaming chat request goes through the Api to the fake.
 /// </summary>
-public sealed class AppHostTests : IAsyncLifetime
+public sealed class AppHostFixture : IAsyncLifetime
 {
-    private DistributedApplication _app = null!;
+    public DistributedApplication App { get; private set; } = null!;
 
     public async ValueTask InitializeAsync()
     {
-        var ct = TestContext.Current.CancellationToken;
+        var ct = CancellationToken.None;
         var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.ModelGateway_AppHost>(
             [
                 "--Infrastructure=local",
@@ -27,24 +27,30 @@ public sealed class AppHostTests : IAsyncLifetime
                 "--environment=Development",
             ], ct);
         builder.Services.ConfigureHttpClientDefaults(http => { }); // no resilience handler: it would cut streams at 10 s
-        _app = await builder.BuildAsync(ct);
+        App = await builder.BuildAsync(ct);
         using var startup = CancellationTokenSource.CreateLinkedTokenSource(ct);
         startup.CancelAfter(TimeSpan.FromMinutes(4));
-        await _app.StartAsync(startup.Token);
-        await _app.ResourceNotifications.WaitForResourceHealthyAsync("api", startup.Token);
+        await App.StartAsync(startup.Token);
+        await App.ResourceNotifications.WaitForResourceHealthyAsync("api", startup.Token);
     }
 
     public async ValueTask DisposeAsync()
     {
-        await _app.StopAsync();
-        await _app.DisposeAsync();
+        await App.StopAsync();
+        await App.DisposeAsync();
     }
+}
+
+/// <summary>One application for all the tests below: starting it takes most of a minute.</summary>
+public sealed class AppHostTests(AppHostFixture fixture) : IClassFixture<AppHostFixture>
+{
+    private DistributedApplication App => fixture.App;
 
     [Fact]
     public async Task A_streaming_chat_request_reaches_the_fake_upstream_and_ends_with_done()
     {
         var ct = TestContext.Current.CancellationToken;
-        using var client = _app.CreateHttpClient("api", "http");
+        using var client = App.CreateHttpClient("api", "http");
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
         {
             Content = new StringContent(
@@ -64,7 +70,7 @@ public sealed class AppHostTests : IAsyncLifetime
     public async Task A_non_streaming_request_answers_a_chat_completion_through_each_default_alias()
     {
         var ct = TestContext.Current.CancellationToken;
-        using var client = _app.CreateHttpClient("api", "http");
+        using var client = App.CreateHttpClient("api", "http");
         foreach (var alias in new[] { "chat-default", "chat-anthropic", "chat-local" })
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
@@ -89,8 +95,8 @@ public sealed class AppHostTests : IAsyncLifetime
         var ct = TestContext.Current.CancellationToken;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(TimeSpan.FromMinutes(2));
-        await _app.ResourceNotifications.WaitForResourceHealthyAsync(resource, timeout.Token);
-        using var client = _app.CreateHttpClient(resource, "http");
+        await App.ResourceNotifications.WaitForResourceHealthyAsync(resource, timeout.Token);
+        using var client = App.CreateHttpClient(resource, "http");
         using var response = await client.GetAsync("/health", ct);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
     }

@@ -65,12 +65,18 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
         {
             var (completion, bodyFailure) = await UpstreamBody.ReadJsonObjectAsync(response, _maxResponseBytes,
                 target.Provider.IdleTimeout, cancellationToken);
-            return bodyFailure ?? new ProviderCompletion(completion!, TranslateCompletion(completion!, call));
+            return bodyFailure is not null ? bodyFailure : new ProviderCompletion(completion!, TranslateCompletion(completion!, call));
         }
     }
 
     /// <summary>The chat completions endpoint relative to the provider's base URL (OpenAI's base URL ends in <c>/v1</c>).</summary>
     protected virtual string ChatCompletionsPath => "chat/completions";
+
+    /// <summary>
+    /// The name the output cap is sent under; null keeps the client's (<c>max_tokens</c> or <c>max_completion_tokens</c>),
+    /// for servers that know only one of them.
+    /// </summary>
+    protected virtual string? MaxTokensField => null;
 
     /// <summary>The upstream body: the client's fields in their order, with the overrides described on the class.</summary>
     protected virtual byte[] BuildRequestBody(ChatRequest request, string upstreamModel)
@@ -90,9 +96,9 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
                     case "stream_options":
                         continue;
                     case "max_tokens" or "max_completion_tokens":
-                        if (request.MaxTokens is { } cap)
+                        if (request.MaxTokens is { } cap && !(wroteCap && MaxTokensField is not null))
                         {
-                            writer.WriteNumber(name, cap);
+                            writer.WriteNumber(MaxTokensField ?? name, cap);
                             wroteCap = true;
                         }
                         continue;
@@ -113,7 +119,7 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
             }
             if (!wroteCap && request.MaxTokens is { } clamp)
             {
-                writer.WriteNumber("max_tokens", clamp);
+                writer.WriteNumber(MaxTokensField ?? "max_tokens", clamp);
             }
             if (request.Stream)
             {
@@ -194,7 +200,16 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
             ProviderHttp.RetryAfter(response));
     }
 
-    private static string MapType(int status, string type) => status == 429 ? "rate_limit_error" : status >= 500 ? "api_error" : type;
+    /// <summary>
+    /// The upstream's error type as the client sees it. 401/403 mean the gateway's own credentials failed, which
+    /// <see cref="ProviderFailure.FromStatus"/> reports as a 502: its type must not claim the client's key was wrong.
+    /// </summary>
+    private static string MapType(int status, string type) => status switch
+    {
+        429 => "rate_limit_error",
+        401 or 403 or >= 500 => "api_error",
+        _ => type,
+    };
 
     /// <summary>
     /// Turns one upstream SSE data payload into a stream event. Returns false for payloads to drop.
