@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using ModelGateway.Api.ChatCompletions;
 using ModelGateway.Api.Configuration;
+using ModelGateway.Api.FrontDoor;
 using ModelGateway.Api.Providers;
 using ModelGateway.Api.Providers.OpenAICompatible;
 using ModelGateway.Api.Routing;
@@ -48,6 +49,7 @@ internal static class GatewayExtensions
         builder.Services.TryAddSingleton<TargetHealth>();
         builder.Services.TryAddSingleton<ModelRouter>();
         builder.Services.TryAddSingleton<ChatCompletionsApi.Services>();
+        builder.Services.AddFrontDoor();
 
         // Provider calls are long streaming POSTs: no resilience handler (it retries and cuts at 10 s), no redirects,
         // cookies, proxy or decompression; the router owns retries and timeouts (YARP's outbound handler is the model).
@@ -76,6 +78,7 @@ internal static class GatewayExtensions
                 .WriteResponseAsync(context)));
         app.MapGet("/health", (TimeProvider time) => TypedResults.Ok(new HealthResponse(true, time.GetUtcNow())));
         app.MapChatCompletionsApi();
+        app.MapFrontDoorApi(app.Configuration);
         return app;
     }
 
