@@ -57,7 +57,7 @@ internal static class LocalServers
 
     public static IResourceBuilder<LocalPostgresResource> AddLocalPostgres(this IDistributedApplicationBuilder builder, string name, string database)
     {
-        var root = Path.Combine(builder.AppHostDirectory, ".data", name);
+        var root = PostgresRoot(builder.AppHostDirectory, name);
         var data = Path.Combine(root, "data");
         if (builder.ExecutionContext.IsRunMode)
         {
@@ -119,6 +119,40 @@ internal static class LocalServers
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
         .Any(dir => File.Exists(Path.Combine(dir, command)));
 
+    /// <summary>
+    /// The cluster lives under the AppHost's <c>.data/</c> folder, unless the postgres user cannot reach it (a checkout
+    /// inside a private folder, e.g. one made by <c>mktemp -d</c>): then under a per-checkout folder in the temp directory.
+    /// </summary>
+    private static string PostgresRoot(string appHostDirectory, string name)
+    {
+        var preferred = Path.Combine(appHostDirectory, ".data", name);
+        if (Environment.UserName != "root" || PostgresCanReach(appHostDirectory))
+        {
+            return preferred;
+        }
+        var hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(appHostDirectory)))[..12];
+        return Path.Combine(Path.GetTempPath(), $"modelgateway-{hash.ToLowerInvariant()}", name);
+    }
+
+    private static bool PostgresCanReach(string directory)
+    {
+        try
+        {
+            var psi = new ProcessStartInfo("runuser") { RedirectStandardError = true, RedirectStandardOutput = true };
+            foreach (var a in new[] { "-u", "postgres", "--", "test", "-x", directory })
+            {
+                psi.ArgumentList.Add(a);
+            }
+            using var p = Process.Start(psi)!;
+            p.WaitForExit();
+            return p.ExitCode == 0;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Creates the cluster once (initdb as postgres) and the application database in single-user mode.</summary>
     private static void EnsureCluster(string root, string data, string database)
     {
@@ -127,6 +161,7 @@ internal static class LocalServers
             return;
         }
         Directory.CreateDirectory(root);
+        Run("chmod", ["755", Path.GetDirectoryName(root)!]);
         Run("chown", ["postgres:postgres", root]);
         Run("runuser", ["-u", "postgres", "--", PostgresBin + "/initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8"]);
         Run("runuser", ["-u", "postgres", "--", PostgresBin + "/postgres", "--single", "-D", data, "postgres"], $"CREATE DATABASE \"{database}\";\n");
