@@ -26,6 +26,9 @@ public class PolicyServiceFactory(Uri? opaUrl = null, FakeTimeProvider? time = n
         if (opaUrl is not null)
         {
             builder.UseSetting("Policy:Opa:Url", opaUrl.ToString());
+            // The production default (250 ms) is too tight for a first, JIT-cold call on a loaded 2-core CI machine;
+            // the timeout tests delay their fake OPA far beyond this.
+            builder.UseSetting("Policy:Opa:Timeout", "00:00:02");
         }
 
         if (time is not null)
