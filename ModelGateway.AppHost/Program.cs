@@ -1,13 +1,20 @@
+using System.Globalization;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using ModelGateway.AppHost.Infrastructure;
 
 // The ModelGateway application model: every resource and how they reference each other.
-// `dotnet run` starts it all with the Aspire dashboard; publish mode (`azd`) deploys the same model.
+// `dotnet run` starts it all with the Aspire dashboard; publish mode (`azd`) deploys the same model (docs/deploy.md).
 var builder = DistributedApplication.CreateBuilder(args);
 var useContainers = InfrastructureMode.UseContainers(builder);
+var isPublish = builder.ExecutionContext.IsPublishMode;
+// A deployment runs as Production whatever environment the AppHost itself was launched in (azd launches it with the
+// Development launch profile); locally the services follow the AppHost.
+var environment = isPublish ? Environments.Production : builder.Environment.EnvironmentName;
+var secrets = DeploymentSecrets.Add(builder);
 
 // Shared, fast state (rate-limit windows, spend counters, reservations) and durable state (tenants, keys, ledger, traces).
+// Their passwords are secret parameters that Aspire generates (azd stores them once generated).
 IResourceBuilder<IResourceWithConnectionString> redis;
 IResourceBuilder<IResourceWithConnectionString> postgres;
 if (useContainers)
@@ -21,33 +28,45 @@ else
     postgres = builder.AddLocalPostgres("postgres", "modelgateway");
 }
 
-// TURN relays for realtime clients behind NAT.
-var turnPort = builder.Configuration.GetValue("TurnPort", 3478);
-builder.Configuration["Parameters:turn-secret"] ??= builder.ExecutionContext.IsRunMode ? "dev-turn-secret-change-me" : null;
-var turnSecret = builder.AddParameter("turn-secret", secret: true);
+// OPA for tenants that use it; only where containers exist (otherwise Policy decides with its built-in engine).
+var opa = useContainers ? builder.AddOpa("opa") : null;
+
+// TURN relays for realtime clients behind NAT: a container where containers exist, Debian's coturn otherwise.
+var turnPort = builder.Configuration.GetValue("TurnPort", TurnRelay.Port);
 IResourceBuilder<IResource>? coturn = null;
-if (!useContainers && LocalServers.CommandExists("turnserver"))
+if (useContainers)
 {
-    coturn = builder.AddLocalCoturn("coturn", turnSecret, turnPort, allowLoopbackPeers: builder.Environment.IsDevelopment());
+    coturn = builder.AddCoturnContainer("coturn", secrets.TurnSecret);
+}
+else if (LocalServers.CommandExists("turnserver"))
+{
+    coturn = builder.AddLocalCoturn("coturn", secrets.TurnSecret, turnPort, allowLoopbackPeers: builder.Environment.IsDevelopment());
 }
 
 // Services.
-var environment = builder.Environment.EnvironmentName;
 var apiPort = builder.Configuration.GetValue("ApiPort", 8080);
 
 var policy = builder.AddProject<Projects.ModelGateway_Policy>("policy")
     .WithHttpEndpoint()
     .WithEnvironment("ASPNETCORE_ENVIRONMENT", environment)
-    .WithHttpHealthCheck("/alive");
+    .WithSecret("Policy__AdminKey", secrets.AdminKey)
+    .WithSecret("Policy__ServiceKey", secrets.PolicyServiceKey)
+    .WithServiceProbes();
+if (opa is not null)
+{
+    policy.WithEnvironment("Policy__Opa__Url", opa.GetEndpoint("http")).WaitFor(opa);
+}
 
 var api = builder.AddProject<Projects.ModelGateway_Api>("api", launchProfileName: null)
     .WithHttpEndpoint(port: apiPort, targetPort: apiPort, name: "http", isProxied: false)
     .WithExternalHttpEndpoints()
     .WithEnvironment("ASPNETCORE_ENVIRONMENT", environment)
+    .WithSecret("Tenancy__AdminKey", secrets.AdminKey)
+    .WithSecret("PolicyClient__ServiceKey", secrets.PolicyServiceKey)
     .WithReference(redis).WaitFor(redis)
     .WithReference(postgres).WaitFor(postgres)
     .WithReference(policy)
-    .WithHttpHealthCheck("/health")
+    .WithServiceProbes()
     .WithProviders(builder, () => builder.AddProject<Projects.ModelGateway_FakeUpstream>("fake-upstream")
         .WithHttpEndpoint()
         .WithEnvironment("ASPNETCORE_ENVIRONMENT", environment)
@@ -59,10 +78,23 @@ var realtime = builder.AddProject<Projects.ModelGateway_Realtime>("realtime")
     .WithEnvironment("ASPNETCORE_ENVIRONMENT", environment)
     .WithReference(api)
     .WithEnvironment("Realtime__ApiBaseUrl", api.GetEndpoint("http"))
-    .WithEnvironment("Realtime__Turn__Secret", turnSecret)
-    .WithEnvironment("Realtime__Turn__Urls__0", "turn:127.0.0.1:" + turnPort.ToString(System.Globalization.CultureInfo.InvariantCulture) + "?transport=udp")
-    .WithHttpHealthCheck("/alive");
-if (coturn is not null)
+    .WithEnvironment("Realtime__Turn__Secret", secrets.TurnSecret)
+    .WithServiceProbes();
+if (isPublish)
+{
+    // What browsers are told: the public name of coturn's TCP ingress, and the address coturn relays media to.
+    // Neither is known before Azure assigns it, so the operator sets both (docs/deploy.md).
+    var turnHost = builder.AddParameter("turn-host");
+    realtime
+        .WithEnvironment("Realtime__Turn__Urls__0", ReferenceExpression.Create($"turn:{turnHost}:{TurnRelay.Port.ToString(CultureInfo.InvariantCulture)}?transport=tcp"))
+        .WithEnvironment("Realtime__Turn__Urls__1", ReferenceExpression.Create($"turns:{turnHost}:{TurnRelay.Port.ToString(CultureInfo.InvariantCulture)}?transport=tcp"))
+        .WithEnvironment("Realtime__CandidateAddresses__0", builder.AddParameter("realtime-candidate-address"));
+}
+else
+{
+    realtime.WithEnvironment("Realtime__Turn__Urls__0", "turn:127.0.0.1:" + turnPort.ToString(CultureInfo.InvariantCulture) + "?transport=udp");
+}
+if (coturn is not null && !isPublish)
 {
     realtime.WaitFor(coturn);
 }

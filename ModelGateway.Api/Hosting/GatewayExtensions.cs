@@ -17,6 +17,7 @@ internal static class GatewayExtensions
 {
     public static IHostApplicationBuilder AddGateway(this IHostApplicationBuilder builder)
     {
+        builder.ValidateProductionSettings(); // outside Development: one failure listing every missing setting (docs/deploy.md)
         builder.Services.TryAddSingleton(TimeProvider.System);
 
         builder.Services.AddOptions<GatewayOptions>()

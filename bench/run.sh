@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The load benchmark: the gateway (Release, production features on: key auth, Redis, Postgres, OTel) against a
+# mock upstream, beside the same load sent directly to the mock (the floor) and through a minimal YARP forwarder
+# (the .NET floor). Prints a table and writes bench/results/latest.json.
+#
+#   bench/run.sh                 # every scenario, 10 s each after a 2 s warm-up
+#   DURATION=5 CONNS="1 32" bench/run.sh
+#
+# Pinning (2 cores): the process under test (gateway, YARP or, for "direct", the mock) runs on core 0; wrk, the
+# mock, Redis and Postgres on core 1 (taskset). So CPU figures are the proxy's own; latency includes a shared core.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+CONNS=${CONNS:-"1 32 256"}
+TARGETS=${TARGETS:-"direct yarp gateway"}
+scripts/install-deps.sh wrk redis-server postgresql procps
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+work=$(mktemp -d /tmp/mg-bench.XXXX); chmod 755 "$work"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+echo "building (Release)..."
+dotnet build -c Release -nologo -v quiet ModelGateway.Api/ModelGateway.Api.csproj >/dev/null
+dotnet build -c Release -nologo -v quiet tests/ModelGateway.FakeUpstream/ModelGateway.FakeUpstream.csproj >/dev/null
+dotnet build -c Release -nologo -v quiet bench/YarpFloor/YarpFloor.csproj >/dev/null
+
+wait_port() {
+  for _ in $(seq 1 600); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done
+  echo "port $1 never opened"; [ -f "$work/gateway.log" ] && tail -40 "$work/gateway.log"; exit 1
+}
+
+# Redis and Postgres (real, as in production), on core 1.
+taskset -c 1 redis-server --port 16379 --bind 127.0.0.1 --save "" --appendonly no >/dev/null & pids+=($!)
+chown postgres "$work"
+runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -D "$work/pg" -A trust -U postgres >/dev/null
+taskset -c 1 runuser -u postgres -- /usr/lib/postgresql/15/bin/postgres -D "$work/pg" -p 15432 -k "$work" \
+  -c listen_addresses=127.0.0.1 -c fsync=off >/dev/null 2>&1 & pids+=($!)
+wait_port 16379; wait_port 15432; sleep 1
+
+# The mock upstream (the repository's fake upstream, Release), on core 1.
+ASPNETCORE_URLS=http://127.0.0.1:18081 Logging__LogLevel__Default=Warning \
+  taskset -c 1 dotnet tests/ModelGateway.FakeUpstream/bin/Release/net10.0/ModelGateway.FakeUpstream.dll >/dev/null & mock=$!; pids+=($mock)
+# The YARP floor, on core 0.
+taskset -c 0 dotnet bench/YarpFloor/bin/Release/net10.0/YarpFloor.dll --urls http://127.0.0.1:18082 --Upstream http://127.0.0.1:18081 >/dev/null & yarp=$!; pids+=($yarp)
+# The gateway, on core 0, in Production with a bench tenant seeded from the environment.
+(cd ModelGateway.Api/bin/Release/net10.0 && ASPNETCORE_ENVIRONMENT=Production ASPNETCORE_URLS=http://127.0.0.1:18080 \
+  ConnectionStrings__redis=127.0.0.1:16379 \
+  ConnectionStrings__postgres='Host=127.0.0.1;Port=15432;Username=postgres;Database=postgres' \
+  Tenancy__AdminKey=sk-admin-bench-0123456789 Tenancy__Seed__0__Id=bench Tenancy__Seed__0__ApiKeys__0=sk-dev-local \
+  PolicyClient__ServiceKey=sk-policy-bench \
+  Gateway__Providers__openrouter__BaseUrl=http://127.0.0.1:18081/openai/v1 Gateway__Providers__openrouter__ApiKey=sk-or-bench \
+  Gateway__Providers__anthropic__BaseUrl=http://127.0.0.1:18081/anthropic Gateway__Providers__anthropic__ApiKey=sk-ant-bench \
+  Gateway__Providers__llamacpp__BaseUrl=http://127.0.0.1:18081/llamacpp \
+  Logging__LogLevel__Default=Warning \
+  exec taskset -c 0 dotnet ModelGateway.Api.dll) >"$work/gateway.log" 2>&1 & gw=$!; pids+=($gw)
+wait_port 18081; wait_port 18082; wait_port 18080
+
+body() { # $1 target $2 kind $3 proto
+  local stream=""; [ "$2" = stream ] && stream=',"stream":true,"stream_options":{"include_usage":true}'
+  if [ "$3" = anthropic ] && [ "$1" != gateway ]; then
+    echo "{\"model\":\"claude-bench\",\"max_tokens\":64${stream/,\"stream_options\":\{\"include_usage\":true\}/},\"messages\":[{\"role\":\"user\",\"content\":\"hello benchmark\"}]}"
+  else
+    local model=gpt-4o-mini; [ "$1" = gateway ] && model=$([ "$3" = anthropic ] && echo chat-anthropic || echo chat-default)
+    echo "{\"model\":\"$model\"${stream},\"messages\":[{\"role\":\"user\",\"content\":\"hello benchmark\"}]}"
+  fi
+}
+url() { # $1 target $2 proto
+  case "$1" in
+    direct) [ "$2" = anthropic ] && echo http://127.0.0.1:18081/anthropic/v1/messages || echo http://127.0.0.1:18081/openai/v1/chat/completions ;;
+    yarp) [ "$2" = anthropic ] && echo http://127.0.0.1:18082/anthropic/v1/messages || echo http://127.0.0.1:18082/v1/chat/completions ;;
+    gateway) echo http://127.0.0.1:18080/v1/chat/completions ;;
+  esac
+}
+pid_of() { case "$1" in direct) echo $mock ;; yarp) echo $yarp ;; gateway) echo $gw ;; esac; }
+cpu_ticks() { awk '{print $14+$15}' /proc/$1/stat; }
+hz=$(getconf CLK_TCK)
+
+# Sanity: one request through the gateway must succeed before measuring.
+curl -sf -o /dev/null "$(url gateway openai)" -H 'Authorization: Bearer sk-dev-local' -H 'Content-Type: application/json' \
+  -d "$(body gateway json openai)" || { echo "gateway smoke request failed"; tail -50 "$work/gateway.log"; exit 1; }
+
+mkdir -p bench/results
+json="bench/results/latest.json"
+echo "[" > "$json"; first=1
+printf '%-8s %-7s %-9s %5s %9s %9s %9s %10s %10s %9s %7s\n' target kind protocol conns req/s p50_ms p99_ms added_p50 added_p99 cpu_us/req rss_MB
+declare -A base50 base99
+for proto in openai anthropic; do
+  for kind in json stream; do
+    for c in $CONNS; do
+      for target in $TARGETS; do
+        bf="$work/body.json"; body "$target" "$kind" "$proto" > "$bf"
+        t=$([ "$c" -eq 1 ] && echo 1 || echo 2)
+        BODY_FILE=$bf taskset -c 1 wrk -t"$t" -c"$c" -d"${WARMUP}s" -s bench/load.lua "$(url "$target" "$proto")" >/dev/null 2>&1 || true
+        pid=$(pid_of "$target"); before=$(cpu_ticks "$pid")
+        out=$(BODY_FILE=$bf taskset -c 1 wrk -t"$t" -c"$c" -d"${DURATION}s" --timeout 10s -s bench/load.lua "$(url "$target" "$proto")" 2>&1 || true)
+        after=$(cpu_ticks "$pid")
+        rss=$(awk '/VmHWM/{print $2/1024}' /proc/$pid/status)
+        r=$(printf '%s\n' "$out" | grep '^RESULT' || echo "RESULT requests=0 duration_us=1 p50_us=0 p99_us=0 errors=1 non2xx=0")
+        eval "$(printf '%s' "${r#RESULT }" | tr ' ' '\n' | sed 's/^/local_/')"
+        rps=$(awk -v n="$local_requests" -v d="$local_duration_us" 'BEGIN{printf "%.0f", n/(d/1e6)}')
+        cpu=$(awk -v a="$after" -v b="$before" -v hz="$hz" -v n="$local_requests" 'BEGIN{ if (n>0) printf "%.0f", (a-b)*1e6/hz/n; else print "nan"}')
+        key="$proto/$kind/$c"
+        if [ "$target" = direct ]; then base50[$key]=$local_p50_us; base99[$key]=$local_p99_us; fi
+        a50=$(awk -v x="$local_p50_us" -v b="${base50[$key]:-0}" 'BEGIN{printf "%.3f", (x-b)/1000}')
+        a99=$(awk -v x="$local_p99_us" -v b="${base99[$key]:-0}" 'BEGIN{printf "%.3f", (x-b)/1000}')
+        errs=$((local_errors + local_non2xx))
+        printf '%-8s %-7s %-9s %5s %9s %9.3f %9.3f %10s %10s %9s %7.0f%s\n' "$target" "$kind" "$proto" "$c" "$rps" \
+          "$(awk -v x="$local_p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$local_p99_us" 'BEGIN{print x/1000}')" "$a50" "$a99" "$cpu" "$rss" \
+          "$([ "$errs" -gt 0 ] && echo "  ERRORS=$errs" || true)"
+        [ $first -eq 1 ] || echo "," >> "$json"; first=0
+        printf '{"target":"%s","kind":"%s","protocol":"%s","connections":%s,"rps":%s,"p50_ms":%s,"p99_ms":%s,"added_p50_ms":%s,"added_p99_ms":%s,"cpu_us_per_request":%s,"peak_rss_mb":%s,"errors":%s}' \
+          "$target" "$kind" "$proto" "$c" "$rps" "$(awk -v x="$local_p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$local_p99_us" 'BEGIN{print x/1000}')" \
+          "$a50" "$a99" "${cpu/nan/null}" "$rss" "$errs" >> "$json"
+      done
+    done
+  done
+done
+echo "]" >> "$json"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); results in $json"
