@@ -64,6 +64,8 @@ internal static class GatewayExtensions
                 ConnectTimeout = TimeSpan.FromSeconds(10),
                 PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
                 EnableMultipleHttp2Connections = true,
+                // A client that leaves mid-stream must close the upstream connection now, not drain the rest of the answer.
+                MaxResponseDrainSize = 0,
             })
             .SetHandlerLifetime(Timeout.InfiniteTimeSpan);
 

@@ -54,7 +54,11 @@ internal sealed class ModelRouter(
     private readonly Dictionary<string, IProviderAdapter> _adapters = adapters.ToDictionary(a => a.ProviderType, StringComparer.Ordinal);
     private readonly RoutingOptions _options = options.Value.Routing;
 
-    /// <summary>The candidates for an alias, in the order they will be tried.</summary>
+    /// <summary>
+    /// The candidates for an alias, in the order they will be tried: its targets in weighted order, then each fallback
+    /// alias's targets in weighted order (one level: a fallback's own fallbacks are not followed). A provider and model
+    /// that appear twice are tried once: a second call to the target that just failed would only fail again.
+    /// </summary>
     public List<RouteTarget> OrderCandidates(Route route)
     {
         var ordered = new List<RouteTarget>(route.Targets.Count);
@@ -71,21 +75,14 @@ internal sealed class ModelRouter(
 
     private static void AppendWeighted(IReadOnlyList<RouteTarget> targets, List<RouteTarget> into)
     {
-        // Weighted shuffle without replacement (Efraimidis–Spirakis): key = u^(1/w), highest first.
-        if (targets.Count == 1)
-        {
-            if (targets[0].Weight > 0)
-            {
-                into.Add(targets[0]);
-            }
-            return;
-        }
+        // Weighted shuffle without replacement (Efraimidis–Spirakis, "Weighted random sampling with a reservoir", 2006):
+        // key = u^(1/w), highest first, so the first pick is proportional to weight and the rest follow as fallbacks.
         var keyed = new List<(double Key, RouteTarget Target)>(targets.Count);
         foreach (var t in targets)
         {
-            if (t.Weight > 0)
+            if (t.Weight > 0 && !Contains(into, t.Key))
             {
-                keyed.Add((Math.Pow(Random.Shared.NextDouble(), 1.0 / t.Weight), t));
+                keyed.Add((targets.Count == 1 ? 1 : Math.Pow(Random.Shared.NextDouble(), 1.0 / t.Weight), t));
             }
         }
         keyed.Sort(static (a, b) => b.Key.CompareTo(a.Key));
@@ -93,6 +90,18 @@ internal sealed class ModelRouter(
         {
             into.Add(t);
         }
+    }
+
+    private static bool Contains(List<RouteTarget> targets, string key)
+    {
+        foreach (var t in targets)
+        {
+            if (t.Key == key)
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     public async Task<RoutedResponse> SendAsync(ChatRequest request, Route route, Action<RouteTarget, int>? onAttempt,
@@ -104,25 +113,32 @@ internal sealed class ModelRouter(
         ProviderFailure? lastFailure = null;
         RouteTarget? lastTarget = null;
 
-        var available = candidates.Where(c => !health.IsCoolingDown(c)).ToList();
+        var available = new List<RouteTarget>(candidates.Count);
+        TimeSpan? soonest = null;
+        var allRateLimited = true;
+        foreach (var candidate in candidates)
+        {
+            if (health.TryGetCooling(candidate, out var cooling))
+            {
+                soonest = soonest is { } s && s <= cooling.Remaining ? s : cooling.Remaining;
+                allRateLimited &= cooling.RateLimited;
+            }
+            else
+            {
+                available.Add(candidate);
+            }
+        }
         if (available.Count == 0)
         {
-            return new RoutedResponse(route.Alias)
-            {
-                Attempts = attempts,
-                Failure = new ProviderFailure(503, "api_error", "upstream_unavailable",
-                    $"Every target of model '{route.Alias}' is cooling down after repeated failures; retry shortly.", retryable: false)
-                {
-                    ErrorType = "cooldown",
-                    RetryAfter = _options.Cooldown,
-                },
-            };
+            return new RoutedResponse(route.Alias) { Attempts = attempts, Failure = AllCoolingDown(route.Alias, soonest, allRateLimited) };
         }
 
+        // Set when a lone target's retry-after has just been waited out: its retry must not be skipped as cooling down.
+        RouteTarget? waitedFor = null;
         for (var i = 0; i < available.Count && attempts.Count < _options.MaxAttempts; i++)
         {
             var target = available[i];
-            if (attempts.Count > 0)
+            if (attempts.Count > 0 && waitedFor is null)
             {
                 var backoff = _options.Backoff * Math.Pow(2, attempts.Count - 1);
                 if (backoff > TimeSpan.Zero)
@@ -130,10 +146,12 @@ internal sealed class ModelRouter(
                     await Task.Delay(backoff, time, cancellationToken);
                 }
             }
-            if (health.IsCoolingDown(target))
+            // Another request may have cooled this target down since the list was made.
+            if (!ReferenceEquals(target, waitedFor) && health.IsCoolingDown(target))
             {
                 continue;
             }
+            waitedFor = null;
 
             onAttempt?.Invoke(target, attempts.Count + 1);
             var started = Stopwatch.GetTimestamp();
@@ -143,21 +161,34 @@ internal sealed class ModelRouter(
 
             if (response is ProviderStream stream)
             {
-                // The stream has begun only when its first event arrives: a break before that is still retryable.
+                // The stream has begun only when its first event arrives: a break before that is still retryable, and so
+                // is an error event in first place (Anthropic reports overload that way), since nothing reached the client.
                 var events = stream.ReadEventsAsync(cancellationToken).GetAsyncEnumerator(cancellationToken);
                 bool hasFirst;
                 try
                 {
                     hasFirst = await events.MoveNextAsync();
                 }
-                catch (Exception ex) when (ex is IOException or HttpRequestException or TimeoutException or System.Text.Json.JsonException
-                                           && !cancellationToken.IsCancellationRequested)
+                catch (Exception ex)
                 {
+                    // Nobody else will release the upstream response, whatever went wrong (the client's cancellation included).
                     await events.DisposeAsync();
                     stream.Dispose();
+                    if (ex is not (IOException or HttpRequestException or TimeoutException or System.Text.Json.JsonException)
+                        || cancellationToken.IsCancellationRequested)
+                    {
+                        throw;
+                    }
                     response = ex is TimeoutException
                         ? ProviderFailure.Timeout($"The provider sent no stream event within {target.Provider.IdleTimeout.TotalSeconds:0.#} s.")
                         : ProviderFailure.ConnectionFailed($"The provider's stream broke before its first event: {ex.Message}");
+                    goto failed;
+                }
+                if (hasFirst && events.Current.Kind == StreamEventKind.Error)
+                {
+                    response = StreamErrorFailure(events.Current.Json);
+                    await events.DisposeAsync();
+                    stream.Dispose();
                     goto failed;
                 }
                 attempts.Add(new AttemptRecord(attempts.Count + 1, target.Provider.Name, target.Model, 200, Elapsed(started), null));
@@ -178,17 +209,20 @@ internal sealed class ModelRouter(
             lastFailure = failure;
             if (!failure.Retryable)
             {
+                // The request itself was refused (400, or the gateway's own credentials): another target would refuse it too,
+                // and the target is healthy, so it is neither retried nor counted against the breaker.
                 break;
             }
-            health.ReportFailure(target, failure.RetryAfter);
+            var open = health.ReportFailure(target, failure.RetryAfter, rateLimited: failure.StatusCode == 429);
 
-            // Alone and told to come back soon: wait it out once rather than fail the client.
-            if (i == available.Count - 1 && attempts.Count < _options.MaxAttempts
-                && failure.RetryAfter is { } ra && ra <= _options.MaxRetryAfterWait && attempts.Count == 1)
+            // The only candidate, told to come back soon: wait it out once rather than fail the client
+            // (RFC 9110 §10.2.3). Not when its breaker has opened: then it is left alone for the whole cooldown.
+            if (i == available.Count - 1 && attempts.Count == 1 && attempts.Count < _options.MaxAttempts && !open
+                && failure.RetryAfter is { } ra && ra > TimeSpan.Zero && ra <= _options.MaxRetryAfterWait)
             {
                 await Task.Delay(ra, time, cancellationToken);
                 available.Add(target);
-                health.ReportSuccess(target);
+                waitedFor = target;
             }
         }
 
@@ -196,9 +230,45 @@ internal sealed class ModelRouter(
         {
             Attempts = attempts,
             Target = lastTarget,
-            Failure = lastFailure ?? new ProviderFailure(503, "api_error", "upstream_unavailable",
-                $"No target of model '{route.Alias}' is available.", retryable: false) { ErrorType = "cooldown" },
+            Failure = lastFailure ?? AllCoolingDown(route.Alias, _options.Cooldown, rateLimited: false),
         };
+    }
+
+    /// <summary>
+    /// Every candidate is being skipped. The client learns when the first one is back (<c>retry-after</c>), and a 429 when
+    /// they are all held back by the providers' own rate limits, so SDKs back off as they would against the provider.
+    /// </summary>
+    private static ProviderFailure AllCoolingDown(string alias, TimeSpan? retryAfter, bool rateLimited) => rateLimited
+        ? new ProviderFailure(429, "rate_limit_error", "upstream_rate_limited",
+            $"Every provider of model '{alias}' is rate limiting the gateway; retry after the time given in retry-after.", retryable: false)
+        {
+            ErrorType = "cooldown",
+            RetryAfter = retryAfter,
+        }
+        : new ProviderFailure(503, "api_error", "upstream_unavailable",
+            $"Every target of model '{alias}' is cooling down after repeated failures; retry shortly.", retryable: false)
+        {
+            ErrorType = "cooldown",
+            RetryAfter = retryAfter,
+        };
+
+    /// <summary>An error event in first place of a stream, as a retryable failure carrying the provider's message.</summary>
+    private static ProviderFailure StreamErrorFailure(ReadOnlyMemory<byte> json)
+    {
+        var message = "The provider's stream began with an error.";
+        try
+        {
+            if (System.Text.Json.Nodes.JsonNode.Parse(json.Span)?["error"]?["message"] is System.Text.Json.Nodes.JsonValue m
+                && m.TryGetValue<string>(out var text))
+            {
+                message = $"Provider error: {text}";
+            }
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            // The message is a courtesy; the failure stands without it.
+        }
+        return new ProviderFailure(502, "api_error", "upstream_stream_error", message, retryable: true) { ErrorType = "stream_error" };
     }
 
     private static double Elapsed(long started) => Stopwatch.GetElapsedTime(started).TotalMilliseconds;

@@ -19,11 +19,13 @@ internal static class ChatPipeline
     public static async Task HandleAsync(HttpContext context, IChatProtocol protocol)
     {
         var services = context.RequestServices;
+        var time = services.GetRequiredService<TimeProvider>();
         var body = await ReadBodyAsync(context);
         using var document = TryParse(body);
 
-        services.GetRequiredService<RequestLog>().Add(new RecordedRequest(
-            protocol.Kind.Name(), context.Request.Path.Value ?? "", CopyHeaders(context.Request.Headers), body, document is not null));
+        var recorded = new RecordedRequest(protocol.Kind.Name(), context.Request.Path.Value ?? "",
+            CopyHeaders(context.Request.Headers), body, document is not null, time.GetUtcNow());
+        services.GetRequiredService<RequestLog>().Add(recorded);
         var stats = services.GetRequiredService<UsageStats>();
         stats.CountRequest(protocol.Kind);
 
@@ -60,7 +62,6 @@ internal static class ChatPipeline
                 return;
             }
 
-            var time = services.GetRequiredService<TimeProvider>();
             var exchange = new ChatExchange
             {
                 Context = context,
@@ -84,6 +85,10 @@ internal static class ChatPipeline
         catch (Exception ex) when (ex is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
         {
             // The client went away (or a fault cut the connection); nothing left to answer.
+        }
+        finally
+        {
+            recorded.Complete(time.GetUtcNow(), context.RequestAborted.IsCancellationRequested);
         }
     }
 

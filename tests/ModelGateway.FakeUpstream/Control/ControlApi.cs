@@ -28,6 +28,16 @@ internal static class ControlApi
             json.WriteStartObject();
             json.WriteString("protocol", request.Protocol);
             json.WriteString("path", request.Path);
+            json.WriteString("received_at", request.ReceivedAt);
+            if (request.CompletedAt is { } completedAt)
+            {
+                json.WriteString("completed_at", completedAt);
+            }
+            else
+            {
+                json.WriteNull("completed_at");
+            }
+            json.WriteBoolean("aborted", request.Aborted);
             json.WriteStartObject("headers");
             foreach (var (name, value) in request.Headers)
             {

@@ -12,6 +12,7 @@ internal enum FaultKind
     Status400,
     Status401,
     FailFirst,
+    RateLimitFirst,
     SlowFirstToken,
     SlowChunks,
     CutStream,
@@ -47,6 +48,7 @@ internal readonly record struct Fault(FaultKind Kind, int Value)
             "fault-400" => new(FaultKind.Status400, 0),
             "fault-401" => new(FaultKind.Status401, 0),
             "fault-fail-first" => new(FaultKind.FailFirst, Argument(argument, 1, 0)),
+            "fault-429-first" => new(FaultKind.RateLimitFirst, Argument(argument, 1, 0)),
             "fault-slow-first-token" => new(FaultKind.SlowFirstToken, Argument(argument, 3000, 0)),
             "fault-slow-chunks" => new(FaultKind.SlowChunks, Argument(argument, 200, 0)),
             // Cutting after zero content chunks is not expressible with the per-chunk check; 1 is the floor.

@@ -60,6 +60,19 @@ internal static class FaultInjector
                     string.Create(CultureInfo.InvariantCulture, $"The server had an error while processing your request (fault-fail-first: call {call} of {fault.Value}).")));
                 return true;
 
+            case FaultKind.RateLimitFirst:
+                // A rate limit that lifts: what a client honouring retry-after should get past on its retry.
+                var attempt = services.GetRequiredService<FaultCounters>().Increment(model);
+                if (attempt > fault.Value)
+                {
+                    return false;
+                }
+                context.Response.Headers.RetryAfter = "1";
+                await protocol.WriteErrorAsync(context, new ProtocolError(ErrorKind.RateLimit,
+                    string.Create(CultureInfo.InvariantCulture, $"Rate limit reached for requests (fault-429-first: call {attempt} of {fault.Value})."),
+                    Code: "rate_limit_exceeded"));
+                return true;
+
             default:
                 return false;
         }
