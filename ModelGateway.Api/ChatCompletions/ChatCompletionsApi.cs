@@ -3,20 +3,25 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
+using ModelGateway.Api.Budgets;
 using ModelGateway.Api.Configuration;
 using ModelGateway.Api.Errors;
 using ModelGateway.Api.Providers;
 using ModelGateway.Api.Routing;
 using ModelGateway.Api.Streaming;
 using ModelGateway.Api.Tenancy;
+using ModelGateway.Api.Tokenization;
+using Route = ModelGateway.Api.Routing.Route;
 
 namespace ModelGateway.Api.ChatCompletions;
 
 /// <summary>
 /// <c>POST /v1/chat/completions</c>, the hot path. Steps, in order (docs/architecture.md has the full story):
-/// 1 authenticate the key → tenant; 2 read and validate the body; 3 resolve the alias and apply the tenant's model list
-/// and output cap; 4 policy; 5 route: try targets until one answers (retry only before the first byte reaches the client);
-/// 6 relay the answer, chunk by chunk for streams; 7 record what happened.
+/// 1 authenticate the key → tenant; 2 read and validate the body; 3 resolve the alias, apply the tenant's model list and
+/// output cap, refuse a worst case above the tenant's per-request cap; 4 policy; 5 admission: rate limits and the budget
+/// reservation in one Redis round trip; 6 route: try targets until one answers (retry only before the first byte reaches
+/// the client); 7 relay the answer, chunk by chunk for streams; 8 settle: actual cost replaces the reservation and the
+/// ledger row is queued, whatever the ending (answer, failure, cut stream, client gone).
 /// </summary>
 internal static class ChatCompletionsApi
 {
@@ -28,8 +33,11 @@ internal static class ChatCompletionsApi
     }
 
     internal sealed class Services(TenantStore tenants, RouteTable routes, ModelRouter router, IOptions<GatewayOptions> options,
-        Policy.PolicyGate policy, ILoggerFactory loggers)
+        Policy.PolicyGate policy, ILoggerFactory loggers, RequestAuthenticator auth, AdmissionService admission, ITokenCounter tokens)
     {
+        public RequestAuthenticator Auth { get; } = auth;
+        public AdmissionService Admission { get; } = admission;
+        public ITokenCounter Tokens { get; } = tokens;
         public Policy.PolicyGate Policy { get; } = policy;
         public TenantStore Tenants { get; } = tenants;
         public RouteTable Routes { get; } = routes;
@@ -43,10 +51,9 @@ internal static class ChatCompletionsApi
         var aborted = context.RequestAborted;
 
         // 1. Authenticate.
-        var caller = await AuthenticateAsync(context, services.Tenants);
+        var caller = await AuthenticateAsync(context, services.Auth);
         if (caller is null)
         {
-            await OpenAIError.Unauthorized("Incorrect or missing API key. Pass it as 'Authorization: Bearer <key>'.").WriteResponseAsync(context);
             return;
         }
         var tenant = caller.Tenant;
@@ -83,6 +90,18 @@ internal static class ChatCompletionsApi
         {
             request.ClampMaxTokens(cap);
         }
+        // The worst case is priced at the dearest target the request may reach, fallbacks included.
+        var prices = WorstCasePrices(route, services.Routes);
+        var promptTokens = services.Tokens.CountMessages(request.Messages);
+        if (tenant.MaxMicroUsdPerRequest is { } maxCost
+            && prices.CostMicroUsd(promptTokens, request.MaxTokens ?? route.DefaultMaxTokens) is var worst && worst > maxCost)
+        {
+            // 400, not 403: the client can fix it by asking for fewer output tokens (or a shorter prompt).
+            await new OpenAIError(400, $"This request may cost up to ${worst / 1_000_000m:0.######}, above your per-request limit of "
+                + $"${maxCost / 1_000_000m:0.######}. Lower 'max_tokens' or shorten the prompt.", "invalid_request_error", "max_tokens",
+                "request_cost_limit_exceeded").WriteResponseAsync(context);
+            return;
+        }
 
         // 4. Policy.
         var (_, denied) = await services.Policy.DecideAsync(context, caller, request, route, aborted);
@@ -92,7 +111,54 @@ internal static class ChatCompletionsApi
             return;
         }
 
-        // 5. Route.
+        // 5. Admission. A budgeted request is sent with an explicit output cap, so the reservation is truly its worst case.
+        var maxOutput = request.MaxTokens ?? route.DefaultMaxTokens;
+        if (tenant.BudgetMicroUsd is not null)
+        {
+            request.ClampMaxTokens(maxOutput);
+        }
+        var admission = await services.Admission.AdmitAsync(caller, request.Model, promptTokens + maxOutput,
+            prices.CostMicroUsd(promptTokens, maxOutput), aborted);
+        admission.ApplyHeaders(context.Response);
+        if (admission.Error is { } refused)
+        {
+            await refused.WriteResponseAsync(context);
+            return;
+        }
+
+        var bill = new Bill(promptTokens, request.Stream);
+        try
+        {
+            await RouteAndRelayAsync(context, services, request, route, bill);
+        }
+        finally
+        {
+            // 8. Settle, whatever happened above (the client may be gone: nothing here observes its cancellation).
+            var target = bill.Target;
+            var usage = bill.Usage;
+            await services.Admission.SettleAsync(admission.Ticket!, new Settlement(bill.Status, bill.HttpStatus,
+                target?.Provider.Name, target?.Model, usage,
+                target is null ? 0 : target.Prices.CostMicroUsd(usage.InputTokens, usage.OutputTokens, usage.CachedInputTokens),
+                request.Stream, System.Diagnostics.Activity.Current?.TraceId.ToHexString() ?? context.TraceIdentifier));
+        }
+    }
+
+    /// <summary>What settlement needs to know about how the request ended; filled in as the request progresses.</summary>
+    private sealed class Bill(int promptTokens, bool stream)
+    {
+        public int PromptTokens { get; } = promptTokens;
+        public bool Stream { get; } = stream;
+        public RouteTarget? Target { get; set; }
+        public TokenUsage Usage { get; set; }
+        public string Status { get; set; } = "error";
+        public int HttpStatus { get; set; } = 500;
+    }
+
+    private static async Task RouteAndRelayAsync(HttpContext context, Services services, ChatRequest request, Route route, Bill bill)
+    {
+        var aborted = context.RequestAborted;
+
+        // 6. Route.
         RoutedResponse routed;
         try
         {
@@ -100,11 +166,14 @@ internal static class ChatCompletionsApi
         }
         catch (OperationCanceledException) when (aborted.IsCancellationRequested)
         {
-            return; // The client left before any upstream answered; nothing to relay.
+            // The client left before any upstream answered; nothing to relay, nothing produced that reached anyone.
+            (bill.Status, bill.HttpStatus) = ("client_disconnected", 499);
+            return;
         }
 
         if (routed.Failure is { } failure)
         {
+            (bill.Status, bill.HttpStatus) = ("upstream_error", failure.StatusCode);
             if (failure.RetryAfter is { } retryAfter)
             {
                 context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -112,12 +181,15 @@ internal static class ChatCompletionsApi
             await new OpenAIError(failure.StatusCode, failure.Message, failure.Type, null, failure.Code).WriteResponseAsync(context);
             return;
         }
+        bill.Target = routed.Target;
 
-        // 6. Relay.
+        // 7. Relay.
         if (routed.Completion is { } completion)
         {
             using (completion)
             {
+                // Billed from the provider's usage before writing: a client that leaves now has still been served.
+                (bill.Usage, bill.Status, bill.HttpStatus) = (completion.Usage, "ok", 200);
                 context.Response.StatusCode = 200;
                 context.Response.ContentType = "application/json";
                 await using var writer = new Utf8JsonWriter(context.Response.BodyWriter);
@@ -130,16 +202,37 @@ internal static class ChatCompletionsApi
         using (routed.Stream)
         {
             await using var events = routed.Events!;
-            await SseRelay.RelayAsync(context, request, events, routed.HasFirstEvent, services.Logger);
+            bill.HttpStatus = 200;
+            var outcome = await SseRelay.RelayAsync(context, request, events, routed.HasFirstEvent, services.Logger);
+            bill.Status = outcome.Completed ? "ok" : outcome.ClientDisconnected ? "client_disconnected" : "stream_error";
+            // Streams are billed from their usage chunk; a stream cut short (or a client gone) without one is billed for
+            // what was produced: the prompt as counted at admission and the relayed text, counted with the tokenizer.
+            bill.Usage = outcome.Usage
+                ?? new TokenUsage(bill.PromptTokens, services.Tokens.CountText(outcome.Content.ToString()), 0, Estimated: true);
         }
     }
 
-    private static async Task ListModelsAsync(HttpContext context, TenantStore tenants, RouteTable routes)
+    private static Prices WorstCasePrices(Route route, RouteTable routes)
     {
-        var caller = await AuthenticateAsync(context, tenants);
+        var worst = route.WorstCasePrices;
+        foreach (var alias in route.Fallbacks)
+        {
+            if (routes.TryGet(alias, out var fallback))
+            {
+                var p = fallback.WorstCasePrices;
+                worst = new Prices(Math.Max(worst.InputMicroUsdPerMillion, p.InputMicroUsdPerMillion),
+                    Math.Max(worst.OutputMicroUsdPerMillion, p.OutputMicroUsdPerMillion),
+                    Math.Max(worst.CachedInputMicroUsdPerMillion, p.CachedInputMicroUsdPerMillion));
+            }
+        }
+        return worst;
+    }
+
+    private static async Task ListModelsAsync(HttpContext context, RequestAuthenticator auth, RouteTable routes)
+    {
+        var caller = await AuthenticateAsync(context, auth);
         if (caller is null)
         {
-            await OpenAIError.Unauthorized("Incorrect or missing API key. Pass it as 'Authorization: Bearer <key>'.").WriteResponseAsync(context);
             return;
         }
         var data = new JsonArray();
@@ -155,17 +248,20 @@ internal static class ChatCompletionsApi
         new JsonObject { ["object"] = "list", ["data"] = data }.WriteTo(writer);
     }
 
-    internal static async ValueTask<Caller?> AuthenticateAsync(HttpContext context, TenantStore tenants)
+    /// <summary>The tenant caller, or null after writing the 401 (or the flood guard's 429).</summary>
+    internal static async ValueTask<Caller?> AuthenticateAsync(HttpContext context, RequestAuthenticator auth)
     {
-        var key = ApiKeys.BearerToken(context);
-        if (key is null || key.Length > 256)
+        var (result, caller) = await auth.AuthenticateAsync(context, allowAdmin: false);
+        if (result == AuthResult.Flooded)
         {
+            context.Response.Headers.RetryAfter = "60";
+            await new OpenAIError(429, "Too many requests without a valid API key from your address; retry later.", "rate_limit_error",
+                null, "rate_limit_exceeded").WriteResponseAsync(context);
             return null;
         }
-        var caller = await tenants.AuthenticateAsync(key, context.RequestAborted);
-        if (caller is not null)
+        if (caller is null)
         {
-            context.Items[typeof(Caller)] = caller;
+            await OpenAIError.Unauthorized("Incorrect or missing API key. Pass it as 'Authorization: Bearer <key>'.").WriteResponseAsync(context);
         }
         return caller;
     }

@@ -1,6 +1,8 @@
 using System.Net;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using ModelGateway.Api.Admin;
+using ModelGateway.Api.Budgets;
 using ModelGateway.Api.ChatCompletions;
 using ModelGateway.Api.Configuration;
 using ModelGateway.Api.FrontDoor;
@@ -41,6 +43,7 @@ internal static class GatewayExtensions
         builder.Services.TryAddSingleton<Tokenization.ITokenCounter, Tokenization.TokenCounter>();
         builder.Services.TryAddSingleton<Policy.PolicyGate>();
         builder.Services.AddHostedService<TenancyStartup>();
+        builder.AddBudgets(); // admission, settlement, usage ledger, flood guard (after TenancyStartup: the ledger needs the schema)
 
         // Providers: one adapter per wire protocol.
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IProviderAdapter, OpenAICompatibleAdapter>());
@@ -81,6 +84,8 @@ internal static class GatewayExtensions
                 .WriteResponseAsync(context)));
         app.MapGet("/health", (TimeProvider time) => TypedResults.Ok(new HealthResponse(true, time.GetUtcNow())));
         app.MapChatCompletionsApi();
+        app.MapAdminApi();
+        app.MapTenantReadApi();
         app.MapFrontDoorApi(app.Configuration);
         return app;
     }

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using ModelGateway.Api.ChatCompletions;
 using ModelGateway.Api.Configuration;
 using ModelGateway.Api.Providers;
+using ModelGateway.Api.Telemetry;
 
 namespace ModelGateway.Api.Routing;
 
@@ -156,7 +157,23 @@ internal sealed class ModelRouter(
             onAttempt?.Invoke(target, attempts.Count + 1);
             var started = Stopwatch.GetTimestamp();
             var adapter = _adapters[target.Provider.Type];
-            var response = await adapter.SendAsync(new ProviderCall(request, target, http), cancellationToken);
+            var parent = Activity.Current;
+            var activity = GenAITelemetry.StartAttempt(request, target, attempts.Count + 1, target.Alias != route.Alias);
+            ProviderResponse response;
+            try
+            {
+                response = await adapter.SendAsync(new ProviderCall(request, target, http), cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                GenAITelemetry.Cancelled(activity, target, started);
+                throw;
+            }
+            finally
+            {
+                // The attempt's span stays open for a stream until the relay ends it; later attempts are its siblings.
+                Activity.Current = parent;
+            }
             lastTarget = target;
 
             if (response is ProviderStream stream)
@@ -177,6 +194,7 @@ internal sealed class ModelRouter(
                     if (ex is not (IOException or HttpRequestException or TimeoutException or System.Text.Json.JsonException)
                         || cancellationToken.IsCancellationRequested)
                     {
+                        GenAITelemetry.Cancelled(activity, target, started);
                         throw;
                     }
                     response = ex is TimeoutException
@@ -193,18 +211,24 @@ internal sealed class ModelRouter(
                 }
                 attempts.Add(new AttemptRecord(attempts.Count + 1, target.Provider.Name, target.Model, 200, Elapsed(started), null));
                 health.ReportSuccess(target);
-                return new RoutedResponse(route.Alias) { Attempts = attempts, Target = target, Stream = stream, Events = events, HasFirstEvent = hasFirst };
+                return new RoutedResponse(route.Alias)
+                {
+                    Attempts = attempts, Target = target, Stream = stream, HasFirstEvent = hasFirst,
+                    Events = GenAITelemetry.ObserveStream(events, hasFirst, activity, target, started),
+                };
             }
 
             if (response is ProviderCompletion completion)
             {
                 attempts.Add(new AttemptRecord(attempts.Count + 1, target.Provider.Name, target.Model, 200, Elapsed(started), null));
                 health.ReportSuccess(target);
+                GenAITelemetry.Completed(activity, target, completion, started);
                 return new RoutedResponse(route.Alias) { Attempts = attempts, Target = target, Completion = completion };
             }
 
         failed:
             var failure = (ProviderFailure)response;
+            GenAITelemetry.Failed(activity, target, failure, started);
             attempts.Add(new AttemptRecord(attempts.Count + 1, target.Provider.Name, target.Model, failure.StatusCode, Elapsed(started), failure.ErrorType));
             lastFailure = failure;
             if (!failure.Retryable)

@@ -38,6 +38,32 @@ internal static class Migrations
         );
         CREATE INDEX api_keys_tenant ON api_keys(tenant_id);
         """,
+        // 2: the usage ledger (no foreign key to tenants: the ledger outlives a deleted tenant) and the spend reset mark.
+        """
+        ALTER TABLE tenants ADD COLUMN spend_reset_at timestamptz;
+        CREATE TABLE usage_ledger (
+            id uuid PRIMARY KEY,
+            tenant_id text NOT NULL,
+            key_id text NOT NULL,
+            alias text NOT NULL,
+            provider text,
+            upstream_model text,
+            input_tokens integer NOT NULL,
+            output_tokens integer NOT NULL,
+            cached_tokens integer NOT NULL,
+            cost_micro bigint NOT NULL,
+            status text NOT NULL,
+            http_status integer NOT NULL,
+            latency_ms double precision NOT NULL,
+            trace_id text,
+            stream boolean NOT NULL,
+            usage_estimated boolean NOT NULL,
+            redis_epoch text,
+            created_at timestamptz NOT NULL,
+            written_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX usage_ledger_tenant_time ON usage_ledger(tenant_id, created_at DESC);
+        """,
     ];
 
     public static async Task ApplyAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)

@@ -35,6 +35,14 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
         return caller;
     }
 
+    /// <summary>The caller of a key this replica looked up recently and found valid, without touching Postgres.</summary>
+    public bool TryGetCached(string key, out Caller? caller)
+    {
+        caller = null;
+        return _cache.TryGetValue(Convert.ToBase64String(ApiKeys.Hash(key)), out var hit) && hit.ExpiresTicks > time.GetUtcNow().UtcTicks
+            && (caller = hit.Caller) is not null;
+    }
+
     /// <summary>Forgets cached lookups (after a revocation on this replica, so it applies here at once).</summary>
     public void InvalidateCache() => _cache.Clear();
 

@@ -166,7 +166,7 @@ public sealed class RedisServer : IAsyncDisposable
 
 /// <summary>
 /// A real Postgres 15 cluster in a temporary folder, started as the <c>postgres</c> user (it refuses to run as root),
-/// listening on loopback only, with fsync off (tests need speed, not durability across power loss).
+/// listening on loopback only, with fsync off (tests need speed, not durability across power loss; commits still survive a killed server).
 /// </summary>
 public sealed class PostgresServer : IAsyncDisposable
 {
@@ -219,7 +219,9 @@ public sealed class PostgresServer : IAsyncDisposable
         {
             BinDir + "/postgres", "-D", _dataDir, "-p", Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "-k", Path.GetDirectoryName(_dataDir)!, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-            "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=300",
+            // synchronous_commit stays on: outage tests kill the server, and a commit must then survive in the OS cache
+            // (fsync=off only gives up durability across a machine crash, which no test simulates).
+            "-c", "full_page_writes=off", "-c", "max_connections=300",
         };
         _process = asRoot
             ? new ChildProcess("runuser", ["-u", "postgres", "--", .. args])

@@ -23,9 +23,10 @@ public sealed class FrontDoorFixture : GatewayFixture
 
     public override async ValueTask InitializeAsync()
     {
-        _stubUrl = $"http://127.0.0.1:{FreePort.Get()}";
+        var port = FreePort.Get();
+        _stubUrl = $"http://127.0.0.1:{port}";
         var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls(_stubUrl);
+        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, port));
         _stub = builder.Build();
         _stub.Map("/{**path}", async (HttpContext ctx) =>
         {

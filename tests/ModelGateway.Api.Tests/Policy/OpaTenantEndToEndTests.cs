@@ -37,9 +37,10 @@ public sealed class OpaTenantFixture : GatewayFixture
 
     public override async ValueTask InitializeAsync()
     {
-        var opaUrl = $"http://127.0.0.1:{FreePort.Get()}";
+        var opaPort = FreePort.Get();
+        var opaUrl = $"http://127.0.0.1:{opaPort}";
         var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls(opaUrl);
+        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, opaPort));
         _opa = builder.Build();
         _opa.MapPost("/v1/data/gateway/decision", async (HttpContext ctx) =>
         {

@@ -35,16 +35,17 @@ public class GatewayFixture : IAsyncLifetime
         Postgres = await PostgresServer.GetSharedAsync();
         PostgresConnectionString = await Postgres.CreateDatabaseAsync("gw");
         var fakeBase = Fake.Client.BaseAddress!.ToString().TrimEnd('/');
-        Gateway = new GatewayApp(Settings(fakeBase).Concat(ExtraSettings));
+        Gateway = new GatewayApp(BaseSettings(fakeBase, PostgresConnectionString, Redis.ConnectionString).Concat(ExtraSettings));
         _ = Gateway.Client; // start now, so failures surface in the fixture
     }
 
-    private IEnumerable<KeyValuePair<string, string?>> Settings(string fakeBase)
+    /// <summary>The settings every gateway under test gets: storage, the fake upstream's providers, the fault aliases.</summary>
+    public static Dictionary<string, string?> BaseSettings(string fakeBase, string postgres, string redis)
     {
         var s = new Dictionary<string, string?>
         {
-            ["ConnectionStrings:postgres"] = PostgresConnectionString,
-            ["ConnectionStrings:redis"] = Redis.ConnectionString,
+            ["ConnectionStrings:postgres"] = postgres,
+            ["ConnectionStrings:redis"] = redis,
             ["Gateway:Providers:openrouter:BaseUrl"] = fakeBase + "/openai/v1",
             ["Gateway:Providers:anthropic:BaseUrl"] = fakeBase + "/anthropic",
             ["Gateway:Providers:anthropic:ApiKey"] = "sk-ant-fake",
@@ -74,7 +75,8 @@ public class GatewayFixture : IAsyncLifetime
 }
 
 /// <summary>The Api as a Kestrel-hosted WebApplicationFactory with the given settings, in the Development environment.</summary>
-public sealed class GatewayApp(IEnumerable<KeyValuePair<string, string?>> settings) : WebApplicationFactory<Program>
+public sealed class GatewayApp(IEnumerable<KeyValuePair<string, string?>> settings,
+    Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? configureServices = null) : WebApplicationFactory<Program>
 {
     private static readonly Lock StartGate = new();
     private readonly List<KeyValuePair<string, string?>> _settings = settings.ToList();
@@ -107,6 +109,10 @@ public sealed class GatewayApp(IEnumerable<KeyValuePair<string, string?>> settin
             builder.UseSetting(key, value);
         }
         builder.ConfigureLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
+        if (configureServices is not null)
+        {
+            Microsoft.AspNetCore.TestHost.WebHostBuilderExtensions.ConfigureTestServices(builder, configureServices);
+        }
     }
 
     public static HttpRequestMessage Chat(object body, string? key = GatewayFixture.DevKey)

@@ -1,0 +1,350 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.Options;
+using ModelGateway.Api.Errors;
+using ModelGateway.Api.Ledger;
+using ModelGateway.Api.Providers;
+using ModelGateway.Api.Tenancy;
+using Npgsql;
+using StackExchange.Redis;
+
+namespace ModelGateway.Api.Budgets;
+
+/// <summary>What an admitted request holds until it settles.</summary>
+internal sealed class AdmissionTicket
+{
+    public required Guid RequestId { get; init; }
+    public required Caller Caller { get; init; }
+    public required string Alias { get; init; }
+    public required BudgetPeriod Period { get; init; }
+    public required bool Budgeted { get; init; }
+    public required long ReservedMicroUsd { get; init; }
+    public required int ReservedTokens { get; init; }
+    public required long MinuteWindow { get; init; }
+    public required DateTimeOffset AdmittedAt { get; init; }
+    public required long StartedTimestamp { get; init; }
+    public long ReservationExpiryMs { get; init; }
+    private int _settled;
+
+    /// <summary>True the first time only: a ticket settles once even if two code paths try.</summary>
+    public bool TryMarkSettled() => Interlocked.Exchange(ref _settled, 1) == 0;
+}
+
+/// <summary>How a request ended, for settlement and the ledger row.</summary>
+internal readonly record struct Settlement(string Status, int HttpStatus, string? Provider, string? UpstreamModel, TokenUsage Usage,
+    long CostMicroUsd, bool Stream, string? TraceId);
+
+/// <summary>The OpenAI-style rate-limit headers (https://platform.openai.com/docs/guides/rate-limits#rate-limits-in-headers).</summary>
+internal readonly record struct RateLimitState(int? RequestLimit, long RequestsUsed, int? TokenLimit, long TokensUsed, TimeSpan ResetIn)
+{
+    public void Apply(HttpResponse response)
+    {
+        var reset = Math.Max(1, (int)Math.Ceiling(ResetIn.TotalSeconds)).ToString(CultureInfo.InvariantCulture) + "s";
+        if (RequestLimit is { } rl)
+        {
+            response.Headers["x-ratelimit-limit-requests"] = rl.ToString(CultureInfo.InvariantCulture);
+            response.Headers["x-ratelimit-remaining-requests"] = Math.Max(0, rl - RequestsUsed).ToString(CultureInfo.InvariantCulture);
+            response.Headers["x-ratelimit-reset-requests"] = reset;
+        }
+        if (TokenLimit is { } tl)
+        {
+            response.Headers["x-ratelimit-limit-tokens"] = tl.ToString(CultureInfo.InvariantCulture);
+            response.Headers["x-ratelimit-remaining-tokens"] = Math.Max(0, tl - TokensUsed).ToString(CultureInfo.InvariantCulture);
+            response.Headers["x-ratelimit-reset-tokens"] = reset;
+        }
+    }
+}
+
+/// <summary>Admitted with a ticket, or refused with an error (and possibly a retry-after).</summary>
+internal readonly record struct AdmissionResult(AdmissionTicket? Ticket, OpenAIError? Error, TimeSpan? RetryAfter, RateLimitState Limits)
+{
+    public void ApplyHeaders(HttpResponse response)
+    {
+        Limits.Apply(response);
+        if (RetryAfter is { } ra)
+        {
+            response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling(ra.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+        }
+    }
+}
+
+/// <summary>
+/// Admission (step 2 of the request path) and settlement (step 7), one Redis round trip each in the steady state.
+/// Rate limits are fixed one-minute windows aligned to the UTC minute (exact, one counter per window; a client can burst
+/// up to twice the limit across a minute boundary, which OpenAI's own limits also allow); tokens per minute are charged at
+/// the worst case on admission and corrected to the actual on settlement. The budget is a reservation of the worst-case
+/// cost against <c>budget − spent − reserved</c>; settlement replaces it with the actual cost. Spend counters live per
+/// tenant and period; when a period's marker is missing (Redis lost its data, a new period began, an admin reset it) the
+/// spend is rebuilt from the ledger before anything is admitted (see <see cref="AdmissionScripts"/>).
+/// </summary>
+internal sealed partial class AdmissionService(
+    IConnectionMultiplexer redis,
+    NpgsqlDataSource db,
+    DurableBatchWriter<LedgerRow> ledger,
+    IOptions<BudgetOptions> options,
+    TimeProvider time,
+    ILogger<AdmissionService> logger)
+{
+    private readonly BudgetOptions _options = options.Value;
+    private readonly ConcurrentDictionary<Guid, AdmissionTicket> _inFlight = new();
+    private readonly ConcurrentDictionary<string, Lazy<Task>> _rebuilds = new(StringComparer.Ordinal);
+
+    public async Task<AdmissionResult> AdmitAsync(Caller caller, string alias, int worstCaseTokens, long worstCaseMicroUsd,
+        CancellationToken cancellationToken)
+    {
+        var tenant = caller.Tenant;
+        if (!ledger.TryReserveSlot())
+        {
+            LogLedgerFull(logger, ledger.SlotsInUse);
+            return new AdmissionResult(null, new OpenAIError(503,
+                "The gateway cannot record usage right now (its usage store is unavailable and the buffer is full); retry shortly.",
+                "api_error", null, "ledger_unavailable"), TimeSpan.FromSeconds(1), default);
+        }
+        var admitted = false;
+        try
+        {
+            var deadline = DateTime.UtcNow + _options.RebuildTimeout * 1.5;
+            while (true)
+            {
+                var now = time.GetUtcNow();
+                var period = BudgetPeriod.For(tenant.BudgetPeriod, now);
+                var keys = new TenantKeys(_options.RedisKeyPrefix, tenant.Id, period);
+                var minute = now.ToUnixTimeMilliseconds() / 60_000;
+                var resetIn = TimeSpan.FromMilliseconds((minute + 1) * 60_000 - now.ToUnixTimeMilliseconds());
+                var requestId = Guid.CreateVersion7(now);
+                var expiry = now.ToUnixTimeMilliseconds() + (long)_options.ReservationTimeout.TotalMilliseconds;
+                RedisResult[] r;
+                try
+                {
+                    r = (RedisResult[])(await AdmissionScripts.Admit.EvaluateAsync(redis.GetDatabase(),
+                        [keys.Rpm(minute), keys.Tpm(minute), keys.Spent, keys.Reserved, keys.Reservations, keys.Expiries, keys.Marker],
+                        [tenant.RequestsPerMinute ?? 0, tenant.TokensPerMinute ?? 0, tenant.BudgetMicroUsd ?? -1, worstCaseMicroUsd,
+                            worstCaseTokens, requestId.ToString("N"), now.ToUnixTimeMilliseconds(), expiry, 120_000,
+                            (long)_options.ReservationTimeout.TotalMilliseconds * 2]))!;
+                }
+                catch (Exception ex) when (ex is RedisException or TimeoutException)
+                {
+                    LogRedisUnavailable(logger, ex.Message);
+                    return Unavailable("The gateway cannot check rate limits and budgets right now; retry shortly.");
+                }
+                var status = (int)r[0];
+                var limits = new RateLimitState(tenant.RequestsPerMinute, (long)r[1], tenant.TokensPerMinute, (long)r[2], resetIn);
+                switch (status)
+                {
+                    case 0:
+                        var ticket = new AdmissionTicket
+                        {
+                            RequestId = requestId,
+                            Caller = caller,
+                            Alias = alias,
+                            Period = period,
+                            Budgeted = tenant.BudgetMicroUsd is not null,
+                            ReservedMicroUsd = tenant.BudgetMicroUsd is null ? 0 : worstCaseMicroUsd,
+                            ReservedTokens = worstCaseTokens,
+                            MinuteWindow = minute,
+                            AdmittedAt = now,
+                            StartedTimestamp = Stopwatch.GetTimestamp(),
+                            ReservationExpiryMs = expiry,
+                        };
+                        _inFlight[requestId] = ticket;
+                        admitted = true;
+                        return new AdmissionResult(ticket, null, null, limits);
+                    case 1:
+                        return new AdmissionResult(null, new OpenAIError(429,
+                            $"Rate limit reached for requests per minute (limit {tenant.RequestsPerMinute}); retry after the window resets.",
+                            "rate_limit_error", null, "rate_limit_exceeded"), resetIn, limits);
+                    case 2:
+                        return new AdmissionResult(null, new OpenAIError(429,
+                            $"Rate limit reached for tokens per minute (limit {tenant.TokensPerMinute}, this request may use up to {worstCaseTokens}); retry after the window resets.",
+                            "rate_limit_error", null, "rate_limit_exceeded"), resetIn, limits);
+                    case 3:
+                        // Refused only because of reservations in flight: they settle within seconds. Over the budget
+                        // itself: it frees up when the period ends (never, for a total budget).
+                        var spent = (long)r[3];
+                        var freesSoon = spent + worstCaseMicroUsd <= tenant.BudgetMicroUsd;
+                        TimeSpan? retry = freesSoon ? TimeSpan.FromSeconds(1) : period.Resets ? period.End - now : null;
+                        return new AdmissionResult(null, new OpenAIError(429,
+                            $"Budget exceeded: this request may cost up to ${worstCaseMicroUsd / 1_000_000m:0.######}, which is more than the "
+                            + $"remaining {tenant.BudgetPeriod} budget (${Math.Max(0, tenant.BudgetMicroUsd!.Value - spent - (long)r[4]) / 1_000_000m:0.######}).",
+                            "insufficient_quota", null, "budget_exceeded"), retry, limits);
+                    case -1:
+                        await RunOnceAsync("rebuild|" + (string)keys.Marker!, () => RebuildAsync(tenant.Id, period, keys));
+                        break;
+                    default:
+                        // Another replica is rebuilding: put back what this replica has in flight, then wait for it.
+                        await RunOnceAsync("rereg|" + (string)keys.Marker!, () => ReregisterAsync(tenant.Id, period, keys));
+                        await Task.Delay(25, cancellationToken);
+                        break;
+                }
+                if (DateTime.UtcNow > deadline)
+                {
+                    return Unavailable("The gateway is rebuilding this tenant's spend counters; retry shortly.");
+                }
+            }
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or NpgsqlException)
+        {
+            LogRedisUnavailable(logger, ex.Message);
+            return Unavailable("The gateway cannot check budgets right now; retry shortly.");
+        }
+        finally
+        {
+            if (!admitted)
+            {
+                ledger.ReleaseSlot();
+            }
+        }
+    }
+
+    private static AdmissionResult Unavailable(string message) =>
+        new(null, new OpenAIError(503, message, "api_error", null, "admission_unavailable"), TimeSpan.FromSeconds(1), default);
+
+    /// <summary>
+    /// Replaces the reservation with the actual cost and appends the ledger row. Runs on every exit of an admitted request
+    /// (answer, stream end, failure, client disconnect); never throws: if Redis is unreachable the reservation expires on its
+    /// own and the row is still written (counted by the next rebuild if Redis lost the period).
+    /// </summary>
+    public async Task SettleAsync(AdmissionTicket ticket, Settlement settlement)
+    {
+        if (!ticket.TryMarkSettled())
+        {
+            return;
+        }
+        var tenant = ticket.Caller.Tenant;
+        var keys = new TenantKeys(_options.RedisKeyPrefix, tenant.Id, ticket.Period);
+        string? epoch = null;
+        try
+        {
+            var tokenDelta = tenant.TokensPerMinute is null ? 0 : settlement.Usage.TotalTokens - ticket.ReservedTokens;
+            var result = await AdmissionScripts.Settle.EvaluateAsync(redis.GetDatabase(),
+                [keys.Spent, keys.Reserved, keys.Reservations, keys.Expiries, keys.Marker, keys.Tpm(ticket.MinuteWindow), keys.Settled],
+                [ticket.RequestId.ToString("N"), settlement.CostMicroUsd, tokenDelta, time.GetUtcNow().ToUnixTimeMilliseconds()]);
+            var s = (string?)result;
+            epoch = string.IsNullOrEmpty(s) ? null : s;
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            LogSettleFailed(logger, tenant.Id, ex.Message);
+        }
+        finally
+        {
+            _inFlight.TryRemove(ticket.RequestId, out _);
+            ledger.Write(new LedgerRow(ticket.RequestId, tenant.Id, ticket.Caller.KeyId, ticket.Alias, settlement.Provider,
+                settlement.UpstreamModel, settlement.Usage.InputTokens, settlement.Usage.OutputTokens, settlement.Usage.CachedInputTokens,
+                settlement.CostMicroUsd, settlement.Status, settlement.HttpStatus,
+                Stopwatch.GetElapsedTime(ticket.StartedTimestamp).TotalMilliseconds, settlement.TraceId, settlement.Stream,
+                settlement.Usage.Estimated, epoch, ticket.AdmittedAt));
+        }
+    }
+
+    /// <summary>Forgets the Redis spend of a tenant's current periods, so the next admission rebuilds from the ledger (which the caller has marked reset).</summary>
+    public async Task ForgetSpendAsync(string tenantId)
+    {
+        var now = time.GetUtcNow();
+        var rdb = redis.GetDatabase();
+        foreach (var name in BudgetPeriod.Names)
+        {
+            var keys = new TenantKeys(_options.RedisKeyPrefix, tenantId, BudgetPeriod.For(name, now));
+            await rdb.KeyDeleteAsync([keys.Marker, keys.Spent]);
+        }
+    }
+
+    /// <summary>Runs one task per key on this replica at a time; concurrent callers await the same one.</summary>
+    private async Task RunOnceAsync(string key, Func<Task> action)
+    {
+        var lazy = _rebuilds.GetOrAdd(key, _ => new Lazy<Task>(action));
+        try
+        {
+            await lazy.Value;
+        }
+        finally
+        {
+            _rebuilds.TryRemove(new KeyValuePair<string, Lazy<Task>>(key, lazy));
+        }
+    }
+
+    private async Task RebuildAsync(string tenantId, BudgetPeriod period, TenantKeys keys)
+    {
+        await ReregisterAsync(tenantId, period, keys);
+        var epoch = Guid.NewGuid().ToString("N");
+        var now = time.GetUtcNow();
+        var rdb = redis.GetDatabase();
+        var began = (int)await AdmissionScripts.BeginRebuild.EvaluateAsync(rdb, [keys.Marker, keys.Spent],
+            [epoch, (long)_options.RebuildTimeout.TotalMilliseconds, period.KeyTtlMs(now)]);
+        if (began == 0)
+        {
+            return; // Another replica got there first; the caller retries and waits for it.
+        }
+        // Rows settled before the marker was set are counted only in the ledger: make sure they are there. This replica's
+        // are flushed; the other replicas' writers flush within their interval, which the grace covers.
+        await ledger.FlushAsync(_options.RebuildTimeout / 2, CancellationToken.None);
+        await Task.Delay(_options.RebuildGrace);
+        await using var cmd = db.CreateCommand($"""
+            SELECT coalesce(sum(l.cost_micro), 0)::bigint FROM usage_ledger l
+            WHERE l.tenant_id = @tenant AND l.created_at >= @start {(period.Resets ? "AND l.created_at < @end" : "")}
+              AND l.created_at >= coalesce((SELECT spend_reset_at FROM tenants WHERE id = @tenant), '-infinity')
+              AND l.redis_epoch IS DISTINCT FROM @epoch
+            """);
+        cmd.Parameters.AddWithValue("tenant", tenantId);
+        cmd.Parameters.AddWithValue("start", period.Start);
+        if (period.Resets)
+        {
+            cmd.Parameters.AddWithValue("end", period.End);
+        }
+        cmd.Parameters.AddWithValue("epoch", epoch);
+        var sum = (long)(await cmd.ExecuteScalarAsync())!;
+        var finished = (int)await AdmissionScripts.FinishRebuild.EvaluateAsync(rdb, [keys.Marker, keys.Spent], [epoch, sum, period.KeyTtlMs(now)]);
+        LogRebuilt(logger, tenantId, period.Id, sum, finished == 1);
+    }
+
+    private async Task ReregisterAsync(string tenantId, BudgetPeriod period, TenantKeys keys)
+    {
+        var args = new List<RedisValue> { (long)_options.ReservationTimeout.TotalMilliseconds * 2 };
+        foreach (var (id, t) in _inFlight)
+        {
+            if (t.Budgeted && t.Caller.Tenant.Id == tenantId && t.Period.Id == period.Id)
+            {
+                args.Add(id.ToString("N"));
+                args.Add(t.ReservedMicroUsd);
+                args.Add(t.ReservationExpiryMs);
+            }
+        }
+        if (args.Count > 1)
+        {
+            await AdmissionScripts.Reregister.EvaluateAsync(redis.GetDatabase(), [keys.Reserved, keys.Reservations, keys.Expiries, keys.Settled], [.. args]);
+            LogReregistered(logger, tenantId, (args.Count - 1) / 3);
+        }
+    }
+
+    /// <summary>The Redis keys of one tenant and period. The <c>{t:...}</c> hash tag keeps them in one cluster slot.</summary>
+    private readonly struct TenantKeys(string prefix, string tenantId, BudgetPeriod period)
+    {
+        private readonly string _base = prefix + "{t:" + tenantId + "}:";
+        private readonly string _period = period.Id;
+
+        public RedisKey Rpm(long minute) => _base + "rpm:" + minute.ToString(CultureInfo.InvariantCulture);
+        public RedisKey Tpm(long minute) => _base + "tpm:" + minute.ToString(CultureInfo.InvariantCulture);
+        public RedisKey Spent => _base + "spent:" + _period;
+        public RedisKey Marker => _base + "mark:" + _period;
+        public RedisKey Reserved => _base + "reserved:" + _period;
+        public RedisKey Reservations => _base + "resv:" + _period;
+        public RedisKey Expiries => _base + "resvexp:" + _period;
+        public RedisKey Settled => _base + "settled";
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Admission refused: Redis unavailable ({Reason})")]
+    private static partial void LogRedisUnavailable(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Admission refused: ledger buffer full ({Slots} slots in use)")]
+    private static partial void LogLedgerFull(ILogger logger, int slots);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Settlement for tenant {Tenant} could not reach Redis; the reservation will expire and the ledger row is kept: {Reason}")]
+    private static partial void LogSettleFailed(ILogger logger, string tenant, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Spend of tenant {Tenant} for period {Period} rebuilt from the ledger: {SumMicroUsd} µ$ (completed: {Completed})")]
+    private static partial void LogRebuilt(ILogger logger, string tenant, string period, long sumMicroUsd, bool completed);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Re-registered {Count} in-flight reservation(s) of tenant {Tenant}")]
+    private static partial void LogReregistered(ILogger logger, string tenant, int count);
+}

@@ -1,0 +1,41 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace ModelGateway.Api.Budgets;
+
+/// <summary>Section <c>Budgets</c>: how admission reserves and settles money and tokens in Redis.</summary>
+public sealed class BudgetOptions
+{
+    public const string SectionName = "Budgets";
+
+    /// <summary>Prefix of every Redis key the gateway writes (default <c>mg:</c>), so several deployments can share a Redis.</summary>
+    [Required]
+    public string RedisKeyPrefix { get; set; } = "mg:";
+
+    /// <summary>
+    /// How long a reservation lives if its request never settles (a replica that crashed mid-request; default 15 min).
+    /// Longer than any request may run, or a slow stream's reservation would be released while it still spends.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:10", "1.00:00:00")]
+    public TimeSpan ReservationTimeout { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>
+    /// How long a spend rebuild waits after flushing this replica's ledger rows before it sums the ledger (default 1 s):
+    /// long enough for the other replicas' writers to flush what they settled before Redis lost its data.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
+    public TimeSpan RebuildGrace { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long a replica waits for another one's rebuild before it refuses with 503 (default 10 s).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:05:00")]
+    public TimeSpan RebuildTimeout { get; set; } = TimeSpan.FromSeconds(10);
+}
+
+/// <summary>Section <c>FloodGuard</c>: the per-client-IP limit on requests without a known key.</summary>
+public sealed class FloodGuardOptions
+{
+    public const string SectionName = "FloodGuard";
+
+    /// <summary>Unauthenticated requests (or first lookups of a key) per client IP per minute (default 600, as the original gateway).</summary>
+    [Range(1, 1_000_000)]
+    public int PermitsPerMinute { get; set; } = 600;
+}

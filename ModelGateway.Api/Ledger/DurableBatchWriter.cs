@@ -1,0 +1,209 @@
+using System.Threading.Channels;
+
+namespace ModelGateway.Api.Ledger;
+
+/// <summary>Where a <see cref="DurableBatchWriter{T}"/> puts its records. Must be idempotent: a batch whose commit was not
+/// acknowledged (the connection broke after the commit) is written again.</summary>
+internal interface IBatchSink<in T>
+{
+    Task WriteAsync(IReadOnlyList<T> batch, CancellationToken cancellationToken);
+}
+
+/// <summary>Sizing of one <see cref="DurableBatchWriter{T}"/>.</summary>
+internal sealed record BatchWriterSettings(string Name, int Capacity, int BatchSize, TimeSpan FlushInterval, TimeSpan MaxRetryDelay);
+
+/// <summary>
+/// Records written in batches off the hot path and never dropped. Capacity is counted in <em>slots</em>: a caller takes
+/// a slot before it commits to producing a record (admission) and the slot is freed only once the record is stored, so a
+/// record that was promised always has room, and when the store is down the buffer fills and new work is refused
+/// (back-pressure) instead of records being lost. Batches that fail are retried with backoff until the store returns.
+/// Generic so that traces share the machinery with the usage ledger.
+/// </summary>
+internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWriterSettings settings, ILogger logger)
+{
+    private readonly Channel<T> _channel = Channel.CreateUnbounded<T>(new UnboundedChannelOptions { SingleReader = true });
+    private int _slotsInUse;
+    private long _enqueued;
+    private long _written;
+
+    public BatchWriterSettings Settings { get; } = settings;
+
+    /// <summary>Slots taken: records waiting to be stored plus records promised but not yet written.</summary>
+    public int SlotsInUse => Volatile.Read(ref _slotsInUse);
+
+    public long Written => Interlocked.Read(ref _written);
+
+    /// <summary>Takes a slot for a record to come; false when the buffer is full (refuse the work that would produce it).</summary>
+    public bool TryReserveSlot()
+    {
+        while (true)
+        {
+            var used = Volatile.Read(ref _slotsInUse);
+            if (used >= Settings.Capacity)
+            {
+                return false;
+            }
+            if (Interlocked.CompareExchange(ref _slotsInUse, used + 1, used) == used)
+            {
+                return true;
+            }
+        }
+    }
+
+    /// <summary>Gives back a slot whose record will not be produced after all.</summary>
+    public void ReleaseSlot() => Interlocked.Decrement(ref _slotsInUse);
+
+    /// <summary>Queues a record for which <see cref="TryReserveSlot"/> succeeded. Never blocks, never drops.</summary>
+    public void Write(T record)
+    {
+        Interlocked.Increment(ref _enqueued);
+        // Unbounded: the bound is the slot count, enforced before the work began.
+        _channel.Writer.TryWrite(record);
+    }
+
+    /// <summary>Waits until every record queued before the call is stored, or the timeout passes. Returns whether it was.</summary>
+    public async Task<bool> FlushAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var target = Interlocked.Read(ref _enqueued);
+        var deadline = DateTime.UtcNow + timeout;
+        while (Interlocked.Read(ref _written) < target)
+        {
+            if (DateTime.UtcNow >= deadline)
+            {
+                return false;
+            }
+            await Task.Delay(10, cancellationToken);
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// The writer loop: gather up to a batch (waiting one flush interval for more when the batch is not full), store it,
+    /// retry with backoff while the store fails. When <paramref name="stopping"/> fires it keeps going until the buffer is
+    /// empty and no slot is outstanding (requests still in flight at shutdown settle and are written), or
+    /// <paramref name="abandon"/> fires (the host's shutdown timeout).
+    /// </summary>
+    public async Task RunAsync(CancellationToken stopping, CancellationToken abandon)
+    {
+        var reader = _channel.Reader;
+        var batch = new List<T>(Settings.BatchSize);
+        var failures = 0;
+        while (!abandon.IsCancellationRequested)
+        {
+            if (batch.Count == 0)
+            {
+                if (stopping.IsCancellationRequested && SlotsInUse == 0)
+                {
+                    return;
+                }
+                Drain(reader, batch);
+                if (batch.Count == 0)
+                {
+                    try
+                    {
+                        // While stopping, poll: the loop ends once the outstanding slots are gone.
+                        var wait = stopping.IsCancellationRequested ? Settings.FlushInterval : Timeout.InfiniteTimeSpan;
+                        using var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping.IsCancellationRequested ? abandon : stopping, abandon);
+                        cts.CancelAfter(wait);
+                        await reader.WaitToReadAsync(cts.Token);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                    }
+                    continue;
+                }
+                if (batch.Count < Settings.BatchSize && !stopping.IsCancellationRequested)
+                {
+                    await DelayQuietlyAsync(Settings.FlushInterval, stopping);
+                    Drain(reader, batch);
+                }
+            }
+
+            try
+            {
+                await sink.WriteAsync(batch, abandon);
+                Interlocked.Add(ref _written, batch.Count);
+                Interlocked.Add(ref _slotsInUse, -batch.Count);
+                if (failures > 0)
+                {
+                    LogRecovered(logger, Settings.Name, failures, batch.Count);
+                }
+                failures = 0;
+                batch.Clear();
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !abandon.IsCancellationRequested)
+            {
+                failures++;
+                LogWriteFailed(logger, Settings.Name, batch.Count, SlotsInUse, failures, ex.Message);
+                var delay = TimeSpan.FromMilliseconds(Math.Min(Settings.MaxRetryDelay.TotalMilliseconds, 100 * Math.Pow(2, Math.Min(failures, 10))));
+                await DelayQuietlyAsync(delay, abandon);
+            }
+        }
+        if (SlotsInUse > 0)
+        {
+            LogAbandoned(logger, Settings.Name, SlotsInUse);
+        }
+    }
+
+    private void Drain(ChannelReader<T> reader, List<T> batch)
+    {
+        while (batch.Count < Settings.BatchSize && reader.TryRead(out var item))
+        {
+            batch.Add(item);
+        }
+    }
+
+    private static async Task DelayQuietlyAsync(TimeSpan delay, CancellationToken cancellationToken)
+    {
+        try
+        {
+            // Real time, not TimeProvider: I/O pacing must not stall when a test freezes the clock.
+            await Task.Delay(delay, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Writer}: storing a batch of {Count} failed ({SlotsInUse} slots in use, attempt {Attempt}); retrying: {Reason}")]
+    private static partial void LogWriteFailed(ILogger logger, string writer, int count, int slotsInUse, int attempt, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Writer}: store available again after {Failures} failed attempt(s); wrote {Count} records")]
+    private static partial void LogRecovered(ILogger logger, string writer, int failures, int count);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "{Writer}: shutdown timeout reached with {Count} record(s) not stored")]
+    private static partial void LogAbandoned(ILogger logger, string writer, int count);
+}
+
+/// <summary>Runs a <see cref="DurableBatchWriter{T}"/> for the life of the host and drains it on graceful shutdown.</summary>
+internal sealed class BatchWriterService<T>(DurableBatchWriter<T> writer) : IHostedService, IDisposable
+{
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly CancellationTokenSource _abandon = new();
+    private Task? _loop;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _loop = Task.Run(() => writer.RunAsync(_stopping.Token, _abandon.Token), CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_loop is null)
+        {
+            return;
+        }
+        // The web server stops first (minimal hosting starts it after the app's hosted services), so by now requests
+        // have settled; the loop writes what is left and ends, unless the host's shutdown timeout cuts it short.
+        await _stopping.CancelAsync();
+        await using var registration = cancellationToken.Register(() => _abandon.Cancel());
+        await _loop;
+    }
+
+    public void Dispose()
+    {
+        _stopping.Dispose();
+        _abandon.Dispose();
+    }
+}
