@@ -25,6 +25,7 @@ internal static class BudgetsExtensions
                 new BatchWriterSettings("usage-ledger", o.Capacity, o.BatchSize, o.FlushInterval, o.MaxRetryDelay),
                 sp.GetRequiredService<ILoggerFactory>().CreateLogger("ModelGateway.Api.Ledger"));
         });
+        builder.Services.AddHostedService<RedisWarmup>();
         builder.Services.AddHostedService<BatchWriterService<LedgerRow>>();
         builder.Services.TryAddSingleton<AdmissionService>();
         builder.Services.TryAddSingleton<FloodGuard>();

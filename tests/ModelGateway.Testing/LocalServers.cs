@@ -123,7 +123,7 @@ public sealed class RedisServer : IAsyncDisposable
     public int Port { get; } = FreePort.Get();
 
     /// <summary>StackExchange.Redis connection string.</summary>
-    public string ConnectionString => $"127.0.0.1:{Port},abortConnect=false,connectTimeout=2000";
+    public string ConnectionString => $"127.0.0.1:{Port},abortConnect=false,connectTimeout=10000";
 
     public static async Task<RedisServer> StartAsync()
     {

@@ -30,6 +30,8 @@ public sealed class OpaTenantFixture : GatewayFixture
     protected override IEnumerable<KeyValuePair<string, string?>> ExtraSettings => new Dictionary<string, string?>
     {
         ["PolicyClient:BaseAddress"] = _policyUrl,
+        // The production default (1 s) is too tight for a JIT-cold first call on a loaded 2-core CI machine.
+        ["PolicyClient:Timeout"] = "00:00:05",
         ["Tenancy:Seed:1:Id"] = "opa-tenant",
         ["Tenancy:Seed:1:ApiKeys:0"] = OpaTenantKey,
         ["Tenancy:Seed:1:Policy:Engine"] = "Opa",
