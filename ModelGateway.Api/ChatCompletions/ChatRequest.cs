@@ -66,6 +66,13 @@ internal sealed class ChatRequest
     public static ChatRequest? Parse(ReadOnlyMemory<byte> utf8Body, out OpenAIError? error)
     {
         error = null;
+        // Checked up front (vectorised): invalid bytes inside a property name would otherwise surface later, while the
+        // lazily materialised DOM is read, as an InvalidOperationException instead of a 400.
+        if (!System.Text.Unicode.Utf8.IsValid(utf8Body.Span))
+        {
+            error = OpenAIError.InvalidRequest("The request body is not valid UTF-8.", code: "invalid_json");
+            return null;
+        }
         JsonNode? root;
         try
         {
@@ -195,6 +202,10 @@ internal sealed class ChatRequest
             }
             var role = roleValue.GetValue<string>();
             var content = message["content"];
+            if (!ValidateToolCalls(message, i, out error))
+            {
+                return false;
+            }
             var hasToolCalls = message["tool_calls"] is JsonArray { Count: > 0 };
             switch (content)
             {
@@ -221,7 +232,7 @@ internal sealed class ChatRequest
                         $"messages[{i}].content", "invalid_type");
                     return false;
             }
-            if (role == "tool" && message["tool_call_id"] is not JsonValue)
+            if (role == "tool" && (message["tool_call_id"] is not JsonValue id || id.GetValueKind() != JsonValueKind.String))
             {
                 error = OpenAIError.InvalidRequest($"'messages[{i}].tool_call_id' is required for tool messages.",
                     $"messages[{i}].tool_call_id", "missing_required_parameter");
@@ -230,6 +241,36 @@ internal sealed class ChatRequest
         }
         error = null;
         return true;
+    }
+
+    /// <summary>An assistant's <c>tool_calls</c>: objects with a string id and a function with a string name and arguments.</summary>
+    private static bool ValidateToolCalls(JsonObject message, int i, out OpenAIError? error)
+    {
+        error = null;
+        switch (message["tool_calls"])
+        {
+            case null:
+                return true;
+            case JsonArray calls:
+                for (var c = 0; c < calls.Count; c++)
+                {
+                    if (calls[c] is not JsonObject call
+                        || call["id"] is not JsonValue id || id.GetValueKind() != JsonValueKind.String
+                        || call["function"] is not JsonObject function
+                        || function["name"] is not JsonValue name || name.GetValueKind() != JsonValueKind.String
+                        || (function["arguments"] is { } args && args.GetValueKind() != JsonValueKind.String))
+                    {
+                        error = OpenAIError.InvalidRequest(
+                            $"'messages[{i}].tool_calls[{c}]' must be an object with a string 'id' and a 'function' with a string 'name' and string 'arguments'.",
+                            $"messages[{i}].tool_calls[{c}]", "invalid_value");
+                        return false;
+                    }
+                }
+                return true;
+            default:
+                error = OpenAIError.InvalidRequest($"'messages[{i}].tool_calls' must be an array.", $"messages[{i}].tool_calls", "invalid_type");
+                return false;
+        }
     }
 
     private static bool TryGetString(JsonObject body, string name, bool required, out string? value, out OpenAIError? error)
