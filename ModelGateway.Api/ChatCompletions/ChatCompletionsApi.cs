@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http.Features;
@@ -6,11 +7,14 @@ using Microsoft.Extensions.Options;
 using ModelGateway.Api.Budgets;
 using ModelGateway.Api.Configuration;
 using ModelGateway.Api.Errors;
+using ModelGateway.Api.Hosting;
+using ModelGateway.Api.Ledger;
 using ModelGateway.Api.Providers;
 using ModelGateway.Api.Routing;
 using ModelGateway.Api.Streaming;
 using ModelGateway.Api.Tenancy;
 using ModelGateway.Api.Tokenization;
+using ModelGateway.Api.Tracing;
 using Route = ModelGateway.Api.Routing.Route;
 
 namespace ModelGateway.Api.ChatCompletions;
@@ -21,7 +25,8 @@ namespace ModelGateway.Api.ChatCompletions;
 /// output cap, refuse a worst case above the tenant's per-request cap; 4 policy; 5 admission: rate limits and the budget
 /// reservation in one Redis round trip; 6 route: try targets until one answers (retry only before the first byte reaches
 /// the client); 7 relay the answer, chunk by chunk for streams; 8 settle: actual cost replaces the reservation and the
-/// ledger row is queued, whatever the ending (answer, failure, cut stream, client gone).
+/// ledger row is queued, whatever the ending (answer, failure, cut stream, client gone). Every authenticated request,
+/// admitted or refused, also queues a trace (see <see cref="TraceRecord"/>).
 /// </summary>
 internal static class ChatCompletionsApi
 {
@@ -33,8 +38,11 @@ internal static class ChatCompletionsApi
     }
 
     internal sealed class Services(TenantStore tenants, RouteTable routes, ModelRouter router, IOptions<GatewayOptions> options,
-        Policy.PolicyGate policy, ILoggerFactory loggers, RequestAuthenticator auth, AdmissionService admission, ITokenCounter tokens)
+        Policy.PolicyGate policy, ILoggerFactory loggers, RequestAuthenticator auth, AdmissionService admission, ITokenCounter tokens,
+        DurableBatchWriter<TraceRecord> traces, TimeProvider time)
     {
+        public DurableBatchWriter<TraceRecord> Traces { get; } = traces;
+        public TimeProvider Time { get; } = time;
         public RequestAuthenticator Auth { get; } = auth;
         public AdmissionService Admission { get; } = admission;
         public ITokenCounter Tokens { get; } = tokens;
@@ -48,7 +56,7 @@ internal static class ChatCompletionsApi
 
     private static async Task HandleAsync(HttpContext context, Services services)
     {
-        var aborted = context.RequestAborted;
+        var started = Stopwatch.GetTimestamp();
 
         // 1. Authenticate.
         var caller = await AuthenticateAsync(context, services.Auth);
@@ -56,6 +64,37 @@ internal static class ChatCompletionsApi
         {
             return;
         }
+        if (context.Features.Get<AccessLogFeature>() is { } log)
+        {
+            log.Tenant = caller.Tenant.Id;
+        }
+        // The trace's slot is taken before any work, like the ledger's: a trace promised always has room, and when the
+        // store is down and the buffer full the request is refused instead of its trace being lost.
+        if (!services.Traces.TryReserveSlot())
+        {
+            await new OpenAIError(503, "The gateway cannot record traces right now (its trace store is unavailable and the buffer is full); retry shortly.",
+                "api_error", null, "trace_unavailable").WriteResponseAsync(context);
+            return;
+        }
+        var trace = new TraceDraft(started, services.Time.GetUtcNow());
+        try
+        {
+            await HandleAuthenticatedAsync(context, services, caller, trace);
+        }
+        catch
+        {
+            trace.Faulted = true;
+            throw;
+        }
+        finally
+        {
+            services.Traces.Write(trace.ToRecord(context, caller));
+        }
+    }
+
+    private static async Task HandleAuthenticatedAsync(HttpContext context, Services services, Caller caller, TraceDraft trace)
+    {
+        var aborted = context.RequestAborted;
         var tenant = caller.Tenant;
 
         // 2. Read and validate.
@@ -70,6 +109,11 @@ internal static class ChatCompletionsApi
         {
             await parseError!.WriteResponseAsync(context);
             return;
+        }
+        (trace.Alias, trace.Stream) = (request.Model, request.Stream);
+        if (context.Features.Get<AccessLogFeature>() is { } log)
+        {
+            log.Alias = request.Model;
         }
         // The original gateway chose the tenant from a body field; ours comes from the key. A body naming another tenant is refused.
         if (request.Body["tenant"] is JsonValue tenantField && (tenantField.GetValueKind() != JsonValueKind.String || tenantField.GetValue<string>() != tenant.Id))
@@ -126,7 +170,8 @@ internal static class ChatCompletionsApi
             return;
         }
 
-        var bill = new Bill(promptTokens, request.Stream);
+        var bill = new Bill(promptTokens, request.Stream, trace.Started);
+        (trace.Id, trace.Ts, trace.Bill) = (admission.Ticket!.RequestId, admission.Ticket.AdmittedAt, bill);
         try
         {
             await RouteAndRelayAsync(context, services, request, route, bill);
@@ -136,23 +181,56 @@ internal static class ChatCompletionsApi
             // 8. Settle, whatever happened above (the client may be gone: nothing here observes its cancellation).
             var target = bill.Target;
             var usage = bill.Usage;
+            bill.CostMicroUsd = target is null ? 0 : target.Prices.CostMicroUsd(usage.InputTokens, usage.OutputTokens, usage.CachedInputTokens);
+            trace.LatencyMs = Stopwatch.GetElapsedTime(trace.Started).TotalMilliseconds;
             await services.Admission.SettleAsync(admission.Ticket!, new Settlement(bill.Status, bill.HttpStatus,
-                target?.Provider.Name, target?.Model, usage,
-                target is null ? 0 : target.Prices.CostMicroUsd(usage.InputTokens, usage.OutputTokens, usage.CachedInputTokens),
-                request.Stream, System.Diagnostics.Activity.Current?.TraceId.ToHexString() ?? context.TraceIdentifier));
+                target?.Provider.Name, target?.Model, usage, bill.CostMicroUsd, request.Stream, TraceId(context)));
         }
     }
 
     /// <summary>What settlement needs to know about how the request ended; filled in as the request progresses.</summary>
-    private sealed class Bill(int promptTokens, bool stream)
+    private sealed class Bill(int promptTokens, bool stream, long started)
     {
         public int PromptTokens { get; } = promptTokens;
         public bool Stream { get; } = stream;
+        public long Started { get; } = started;
         public RouteTarget? Target { get; set; }
         public TokenUsage Usage { get; set; }
         public string Status { get; set; } = "error";
         public int HttpStatus { get; set; } = 500;
+        public long CostMicroUsd { get; set; }
+        public IReadOnlyList<AttemptRecord> Attempts { get; set; } = [];
+        public double? TimeToFirstTokenMs { get; set; }
     }
+
+    /// <summary>The trace of an authenticated request, filled in as it progresses and queued whatever the ending.</summary>
+    private sealed class TraceDraft(long started, DateTimeOffset now)
+    {
+        public long Started { get; } = started;
+        public Guid Id { get; set; } = Guid.CreateVersion7(now);
+        public DateTimeOffset Ts { get; set; } = now;
+        public string? Alias { get; set; }
+        public bool Stream { get; set; }
+        public Bill? Bill { get; set; }
+        public bool Faulted { get; set; }
+        public double? LatencyMs { get; set; }
+
+        public TraceRecord ToRecord(HttpContext context, Caller caller)
+        {
+            var bill = Bill;
+            var usage = bill?.Usage ?? default;
+            // Not admitted: refused before routing (policy, limits, budget, validation) with the status already written.
+            var (status, http) = Faulted
+                ? context.RequestAborted.IsCancellationRequested ? ("client_disconnected", 499) : ("error", 500)
+                : bill is null ? ("refused", context.Response.StatusCode) : (bill.Status, bill.HttpStatus);
+            return new TraceRecord(Id, TraceId(context), Ts, caller.Tenant.Id, caller.KeyId, Alias, bill?.Attempts ?? [],
+                bill?.Target?.Provider.Name, bill?.Target?.Model, status, http, bill?.TimeToFirstTokenMs,
+                LatencyMs ?? Stopwatch.GetElapsedTime(Started).TotalMilliseconds, usage.InputTokens, usage.OutputTokens,
+                usage.CachedInputTokens, bill?.CostMicroUsd ?? 0, Stream, StructuredOutput: null);
+        }
+    }
+
+    private static string TraceId(HttpContext context) => Activity.Current?.TraceId.ToHexString() ?? context.TraceIdentifier;
 
     private static async Task RouteAndRelayAsync(HttpContext context, Services services, ChatRequest request, Route route, Bill bill)
     {
@@ -170,6 +248,7 @@ internal static class ChatCompletionsApi
             (bill.Status, bill.HttpStatus) = ("client_disconnected", 499);
             return;
         }
+        bill.Attempts = routed.Attempts;
 
         if (routed.Failure is { } failure)
         {
@@ -199,6 +278,8 @@ internal static class ChatCompletionsApi
             return;
         }
 
+        // The router returns a stream once its first event is read: the first token has reached the gateway.
+        bill.TimeToFirstTokenMs = routed.HasFirstEvent ? Stopwatch.GetElapsedTime(bill.Started).TotalMilliseconds : null;
         using (routed.Stream)
         {
             await using var events = routed.Events!;

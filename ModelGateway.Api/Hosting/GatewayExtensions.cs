@@ -10,6 +10,7 @@ using ModelGateway.Api.Providers;
 using ModelGateway.Api.Providers.OpenAICompatible;
 using ModelGateway.Api.Routing;
 using ModelGateway.Api.Tenancy;
+using ModelGateway.Api.Tracing;
 using ModelGateway.Policy.Rules.Client;
 
 namespace ModelGateway.Api.Hosting;
@@ -44,6 +45,7 @@ internal static class GatewayExtensions
         builder.Services.TryAddSingleton<Policy.PolicyGate>();
         builder.Services.AddHostedService<TenancyStartup>();
         builder.AddBudgets(); // admission, settlement, usage ledger, flood guard (after TenancyStartup: the ledger needs the schema)
+        builder.AddTraceHistory(); // trace history: durable writer, retention, reads (after TenancyStartup: the schema)
 
         // Providers: one adapter per wire protocol.
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IProviderAdapter, OpenAICompatibleAdapter>());
@@ -77,6 +79,7 @@ internal static class GatewayExtensions
 
     public static WebApplication MapGateway(this WebApplication app)
     {
+        app.UseMiddleware<AccessLogMiddleware>(); // outermost: logs the status the client got
         app.UseMiddleware<ResponseHeadersMiddleware>();
         // An unexpected exception still answers in the OpenAI envelope (SDKs parse it), without internals.
         app.UseExceptionHandler(errorApp => errorApp.Run(context =>
@@ -86,6 +89,7 @@ internal static class GatewayExtensions
         app.MapChatCompletionsApi();
         app.MapAdminApi();
         app.MapTenantReadApi();
+        app.MapTracesApi();
         app.MapFrontDoorApi(app.Configuration);
         return app;
     }

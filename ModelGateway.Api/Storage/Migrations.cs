@@ -64,6 +64,33 @@ internal static class Migrations
         );
         CREATE INDEX usage_ledger_tenant_time ON usage_ledger(tenant_id, created_at DESC);
         """,
+        // 3: trace history (no foreign key, like the ledger); attempts as jsonb; keyset paging on (ts, id), newest first.
+        """
+        CREATE TABLE traces (
+            id uuid PRIMARY KEY,
+            trace_id text NOT NULL,
+            ts timestamptz NOT NULL,
+            tenant_id text NOT NULL,
+            key_id text NOT NULL,
+            alias text,
+            attempts jsonb NOT NULL,
+            provider text,
+            upstream_model text,
+            status text NOT NULL,
+            http_status integer NOT NULL,
+            ttft_ms double precision,
+            latency_ms double precision NOT NULL,
+            input_tokens integer NOT NULL,
+            output_tokens integer NOT NULL,
+            cached_tokens integer NOT NULL,
+            cost_micro bigint NOT NULL,
+            stream boolean NOT NULL,
+            structured_output jsonb
+        );
+        CREATE INDEX traces_ts ON traces(ts DESC, id DESC);
+        CREATE INDEX traces_tenant_ts ON traces(tenant_id, ts DESC, id DESC);
+        CREATE INDEX traces_trace_id ON traces(trace_id);
+        """,
     ];
 
     public static async Task ApplyAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)

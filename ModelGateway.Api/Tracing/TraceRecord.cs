@@ -1,0 +1,30 @@
+using ModelGateway.Api.Routing;
+
+namespace ModelGateway.Api.Tracing;
+
+/// <summary>
+/// One authenticated chat request in the trace history. <see cref="Id"/> is the ledger row's id when the request was
+/// admitted (the two join on it), otherwise a fresh UUIDv7; <see cref="TraceId"/> is the W3C trace id returned in
+/// <c>x-trace-id</c>. Requests refused before admission (policy, rate limit, budget) are recorded with status
+/// <c>refused</c> and no attempts. <see cref="StructuredOutput"/> is reserved for the <c>response_schema</c> result.
+/// </summary>
+internal sealed record TraceRecord(
+    Guid Id,
+    string TraceId,
+    DateTimeOffset Ts,
+    string TenantId,
+    string KeyId,
+    string? Alias,
+    IReadOnlyList<AttemptRecord> Attempts,
+    string? Provider,
+    string? UpstreamModel,
+    string Status,
+    int HttpStatus,
+    double? TimeToFirstTokenMs,
+    double LatencyMs,
+    int InputTokens,
+    int OutputTokens,
+    int CachedTokens,
+    long CostMicroUsd,
+    bool Stream,
+    string? StructuredOutput);
