@@ -59,6 +59,9 @@ internal readonly record struct RateLimitState(int? RequestLimit, long RequestsU
 /// <summary>Admitted with a ticket, or refused with an error (and possibly a retry-after).</summary>
 internal readonly record struct AdmissionResult(AdmissionTicket? Ticket, OpenAIError? Error, TimeSpan? RetryAfter, RateLimitState Limits)
 {
+    /// <summary>Why a refused request was refused, for metrics: finer than the error code (both rate limits share one).</summary>
+    public string? RefusalReason { get => field ?? Error?.Code; init; }
+
     public void ApplyHeaders(HttpResponse response)
     {
         Limits.Apply(response);
@@ -153,11 +156,11 @@ internal sealed partial class AdmissionService(
                     case 1:
                         return new AdmissionResult(null, new OpenAIError(429,
                             $"Rate limit reached for requests per minute (limit {tenant.RequestsPerMinute}); retry after the window resets.",
-                            "rate_limit_error", null, "rate_limit_exceeded"), resetIn, limits);
+                            "rate_limit_error", null, "rate_limit_exceeded"), resetIn, limits) { RefusalReason = "rate_limit_rpm" };
                     case 2:
                         return new AdmissionResult(null, new OpenAIError(429,
                             $"Rate limit reached for tokens per minute (limit {tenant.TokensPerMinute}, this request may use up to {worstCaseTokens}); retry after the window resets.",
-                            "rate_limit_error", null, "rate_limit_exceeded"), resetIn, limits);
+                            "rate_limit_error", null, "rate_limit_exceeded"), resetIn, limits) { RefusalReason = "rate_limit_tpm" };
                     case 3:
                         // Refused only because of reservations in flight: they settle within seconds. Over the budget
                         // itself: it frees up when the period ends (never, for a total budget).

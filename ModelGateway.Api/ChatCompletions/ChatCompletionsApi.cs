@@ -12,6 +12,7 @@ using ModelGateway.Api.Ledger;
 using ModelGateway.Api.Providers;
 using ModelGateway.Api.Routing;
 using ModelGateway.Api.Streaming;
+using ModelGateway.Api.Telemetry;
 using ModelGateway.Api.Tenancy;
 using ModelGateway.Api.Tokenization;
 using ModelGateway.Api.Tracing;
@@ -68,10 +69,12 @@ internal static class ChatCompletionsApi
         {
             log.Tenant = caller.Tenant.Id;
         }
+        Activity.Current?.SetTag("model_gateway.tenant.id", caller.Tenant.Id);
         // The trace's slot is taken before any work, like the ledger's: a trace promised always has room, and when the
         // store is down and the buffer full the request is refused instead of its trace being lost.
         if (!services.Traces.TryReserveSlot())
         {
+            GatewayMetrics.Refused(caller.Tenant.Id, "trace_unavailable");
             await new OpenAIError(503, "The gateway cannot record traces right now (its trace store is unavailable and the buffer is full); retry shortly.",
                 "api_error", null, "trace_unavailable").WriteResponseAsync(context);
             return;
@@ -88,7 +91,9 @@ internal static class ChatCompletionsApi
         }
         finally
         {
-            services.Traces.Write(trace.ToRecord(context, caller));
+            var record = trace.ToRecord(context, caller);
+            services.Traces.Write(record);
+            GatewayMetrics.RequestEnded(record.TenantId, record.Status, record.HttpStatus, record.CostMicroUsd);
         }
     }
 
@@ -141,6 +146,7 @@ internal static class ChatCompletionsApi
             && prices.CostMicroUsd(promptTokens, request.MaxTokens ?? route.DefaultMaxTokens) is var worst && worst > maxCost)
         {
             // 400, not 403: the client can fix it by asking for fewer output tokens (or a shorter prompt).
+            GatewayMetrics.Refused(tenant.Id, "request_cost_limit_exceeded");
             await new OpenAIError(400, $"This request may cost up to ${worst / 1_000_000m:0.######}, above your per-request limit of "
                 + $"${maxCost / 1_000_000m:0.######}. Lower 'max_tokens' or shorten the prompt.", "invalid_request_error", "max_tokens",
                 "request_cost_limit_exceeded").WriteResponseAsync(context);
@@ -151,6 +157,7 @@ internal static class ChatCompletionsApi
         var (_, denied) = await services.Policy.DecideAsync(context, caller, request, route, aborted);
         if (denied is not null)
         {
+            GatewayMetrics.Refused(tenant.Id, denied.Code ?? "policy_denied");
             await denied.WriteResponseAsync(context);
             return;
         }
@@ -166,11 +173,16 @@ internal static class ChatCompletionsApi
         admission.ApplyHeaders(context.Response);
         if (admission.Error is { } refused)
         {
+            GatewayMetrics.Refused(tenant.Id, admission.RefusalReason ?? "refused");
             await refused.WriteResponseAsync(context);
             return;
         }
 
-        var bill = new Bill(promptTokens, request.Stream, trace.Started);
+        var bill = new Bill(promptTokens, request.Stream, trace.Started)
+        {
+            Tags = new RequestTags(tenant.Id, admission.Ticket!.ReservedMicroUsd),
+        };
+        Activity.Current?.SetTag("model_gateway.reservation_usd", admission.Ticket.ReservedMicroUsd / 1_000_000.0);
         (trace.Id, trace.Ts, trace.Bill) = (admission.Ticket!.RequestId, admission.Ticket.AdmittedAt, bill);
         try
         {
@@ -201,6 +213,7 @@ internal static class ChatCompletionsApi
         public long CostMicroUsd { get; set; }
         public IReadOnlyList<AttemptRecord> Attempts { get; set; } = [];
         public double? TimeToFirstTokenMs { get; set; }
+        public RequestTags? Tags { get; init; }
     }
 
     /// <summary>The trace of an authenticated request, filled in as it progresses and queued whatever the ending.</summary>
@@ -240,7 +253,7 @@ internal static class ChatCompletionsApi
         RoutedResponse routed;
         try
         {
-            routed = await services.Router.SendAsync(request, route, null, aborted);
+            routed = await services.Router.SendAsync(request, route, bill.Tags, aborted);
         }
         catch (OperationCanceledException) when (aborted.IsCancellationRequested)
         {

@@ -19,6 +19,9 @@ public sealed class GatewayOptions
 
     public RoutingOptions Routing { get; set; } = new();
 
+    /// <summary>Telemetry choices that are the gateway's, not the OpenTelemetry SDK's.</summary>
+    public TelemetryOptions Telemetry { get; set; } = new();
+
     /// <summary>Largest accepted request body in bytes (default 1 MiB, as the original gateway).</summary>
     [Range(1024, 64 * 1024 * 1024)]
     public int MaxRequestBodyBytes { get; set; } = 1024 * 1024;
@@ -113,4 +116,14 @@ public sealed class RoutingOptions
 
     /// <summary>Longest <c>retry-after</c> the gateway waits out itself when no other target remains (default 2 s); longer ones are returned to the client.</summary>
     public TimeSpan MaxRetryAfterWait { get; set; } = TimeSpan.FromSeconds(2);
+}
+
+public sealed class TelemetryOptions
+{
+    /// <summary>
+    /// Record prompts and completions on the upstream attempt spans as the GenAI conventions' opt-in
+    /// <c>gen_ai.client.inference.operation.details</c> event (default false: content is personal data and often secret).
+    /// Also turned on by <c>OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true</c>, the variable other GenAI instrumentations read.
+    /// </summary>
+    public bool CaptureContent { get; set; }
 }

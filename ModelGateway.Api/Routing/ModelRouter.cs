@@ -54,6 +54,8 @@ internal sealed class ModelRouter(
 
     private readonly Dictionary<string, IProviderAdapter> _adapters = adapters.ToDictionary(a => a.ProviderType, StringComparer.Ordinal);
     private readonly RoutingOptions _options = options.Value.Routing;
+    private readonly bool _captureContent = options.Value.Telemetry.CaptureContent
+        || string.Equals(Environment.GetEnvironmentVariable("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"), "true", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// The candidates for an alias, in the order they will be tried: its targets in weighted order, then each fallback
@@ -105,7 +107,7 @@ internal sealed class ModelRouter(
         return false;
     }
 
-    public async Task<RoutedResponse> SendAsync(ChatRequest request, Route route, Action<RouteTarget, int>? onAttempt,
+    public async Task<RoutedResponse> SendAsync(ChatRequest request, Route route, RequestTags? tags,
         CancellationToken cancellationToken)
     {
         var candidates = OrderCandidates(route);
@@ -154,11 +156,10 @@ internal sealed class ModelRouter(
             }
             waitedFor = null;
 
-            onAttempt?.Invoke(target, attempts.Count + 1);
             var started = Stopwatch.GetTimestamp();
             var adapter = _adapters[target.Provider.Type];
             var parent = Activity.Current;
-            var activity = GenAITelemetry.StartAttempt(request, target, attempts.Count + 1, target.Alias != route.Alias);
+            var activity = GenAITelemetry.StartAttempt(request, target, attempts.Count + 1, target.Alias != route.Alias, tags, _captureContent);
             ProviderResponse response;
             try
             {

@@ -11,14 +11,19 @@ namespace ModelGateway.Api.Telemetry;
 /// Spans and metrics for upstream model calls, following the OpenTelemetry semantic conventions for generative AI
 /// (semconv v1.37.0, "gen-ai-spans" and "gen-ai-metrics": a CLIENT span named <c>chat {gen_ai.request.model}</c> per
 /// attempt, <c>gen_ai.provider.name</c> replacing the older <c>gen_ai.system</c>). The gateway's own attributes carry the
-/// <c>model_gateway.</c> prefix. Prompt and completion content are never recorded here.
+/// <c>model_gateway.</c> prefix. Prompt and completion content are recorded only when content capture is turned on
+/// (see <see cref="ContentCapture"/>).
 /// </summary>
+/// <summary>The request's own facts the attempt spans carry: whose request it is and what admission reserved for it.</summary>
+internal sealed record RequestTags(string TenantId, long ReservedMicroUsd);
+
 internal static class GenAITelemetry
 {
     public const string SourceName = "ModelGateway.Api";
 
     public static readonly ActivitySource Source = new(SourceName);
-    private static readonly Meter Meter = new(SourceName);
+    /// <summary>The Api's one meter: GenAI instruments here, the gateway's own in <see cref="GatewayMetrics"/>.</summary>
+    internal static readonly Meter Meter = new(SourceName);
 
     // Bucket boundaries as the conventions advise for these two histograms.
     private static readonly Histogram<long> TokenUsage = Meter.CreateHistogram<long>("gen_ai.client.token.usage", "{token}",
@@ -47,7 +52,8 @@ internal static class GenAITelemetry
         _ => "openai",
     };
 
-    public static Activity? StartAttempt(ChatRequest request, RouteTarget target, int attempt, bool fallback)
+    public static Activity? StartAttempt(ChatRequest request, RouteTarget target, int attempt, bool fallback, RequestTags? tags,
+        bool captureContent)
     {
         var activity = Source.StartActivity("chat " + target.Model, ActivityKind.Client);
         if (activity is null)
@@ -76,6 +82,15 @@ internal static class GenAITelemetry
         activity.SetTag("model_gateway.attempt", attempt);
         activity.SetTag("model_gateway.fallback", fallback);
         activity.SetTag("model_gateway.stream", request.Stream);
+        if (tags is not null)
+        {
+            activity.SetTag("model_gateway.tenant.id", tags.TenantId);
+            activity.SetTag("model_gateway.reservation_usd", tags.ReservedMicroUsd / 1_000_000.0);
+        }
+        if (captureContent && activity.IsAllDataRequested)
+        {
+            ContentCapture.RememberInput(activity, request.Messages);
+        }
         return activity;
     }
 
@@ -89,6 +104,7 @@ internal static class GenAITelemetry
         }
         activity.SetTag("error.type", errorType);
         activity.SetStatus(ActivityStatusCode.Error, failure.Message);
+        ContentCapture.Emit(activity, outputMessages: null);
         activity.Stop();
     }
 
@@ -113,6 +129,7 @@ internal static class GenAITelemetry
             activity.SetTag("gen_ai.response.finish_reasons", new[] { finish });
         }
         SetUsage(activity, target, completion.Usage);
+        ContentCapture.Emit(activity, ContentCapture.Output(json));
         activity.Stop();
     }
 
@@ -179,6 +196,7 @@ internal static class GenAITelemetry
         private string? _finish;
         private string? _error;
         private bool _completed;
+        private readonly System.Text.StringBuilder? _content;
 
         public ObservedStream(IAsyncEnumerator<StreamEvent> inner, bool hasFirst, Activity? activity, RouteTarget target, long started)
         {
@@ -186,6 +204,8 @@ internal static class GenAITelemetry
             _activity = activity;
             _target = target;
             _started = started;
+            // Only when content capture remembered the input on this span: otherwise deltas are not kept at all.
+            _content = ContentCapture.IsCapturing(activity) ? new System.Text.StringBuilder() : null;
             TimeToFirstChunk.Record(Stopwatch.GetElapsedTime(started).TotalSeconds,
                 new TagList { { "gen_ai.provider.name", ProviderName(target.Provider.Type) }, { "gen_ai.request.model", target.Model } });
             if (hasFirst)
@@ -237,6 +257,10 @@ internal static class GenAITelemetry
             {
                 _finish = finish;
             }
+            if (_content is not null && e.ContentDelta is { } delta)
+            {
+                _content.Append(delta);
+            }
             if (e.Kind == StreamEventKind.Error)
             {
                 _error = "stream_error";
@@ -265,6 +289,10 @@ internal static class GenAITelemetry
             {
                 _activity.SetTag("error.type", errorType);
                 _activity.SetStatus(ActivityStatusCode.Error);
+            }
+            if (_content is not null)
+            {
+                ContentCapture.Emit(_activity, ContentCapture.Output(_content.ToString(), _finish));
             }
             _activity.Stop();
         }

@@ -26,9 +26,7 @@ public sealed class FakeUpstreamApp : WebApplicationFactory<FakeUpstream::Progra
     public const string AnthropicPath = "/anthropic/v1/messages";
     public const string LlamaCppPath = "/llamacpp/v1/chat/completions";
 
-    // Test classes run in parallel and each starts its own instance; starting two Kestrel-hosted
-    // factories at once raced once on the server address list, so start-up is serialised.
-    private static readonly Lock StartGate = new();
+    // Started under the assembly's one start gate (see TestHostStart).
 
     private HttpClient? _client;
 
@@ -36,7 +34,7 @@ public sealed class FakeUpstreamApp : WebApplicationFactory<FakeUpstream::Progra
     {
         get
         {
-            lock (StartGate)
+            lock (Support.TestHostStart.Gate)
             {
                 return _client ??= CreateClient();
             }

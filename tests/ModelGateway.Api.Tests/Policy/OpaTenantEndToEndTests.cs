@@ -27,6 +27,9 @@ public sealed class OpaTenantFixture : GatewayFixture
 
     public int OpaCalls;
 
+    /// <summary>The <c>traceparent</c> of each decision request OPA received (through the Api and the Policy service).</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> OpaTraceparents { get; } = new();
+
     protected override IEnumerable<KeyValuePair<string, string?>> ExtraSettings => new Dictionary<string, string?>
     {
         ["PolicyClient:BaseAddress"] = _policyUrl,
@@ -47,6 +50,7 @@ public sealed class OpaTenantFixture : GatewayFixture
         _opa.MapPost("/v1/data/gateway/decision", async (HttpContext ctx) =>
         {
             Interlocked.Increment(ref OpaCalls);
+            OpaTraceparents.Enqueue(ctx.Request.Headers["traceparent"].ToString());
             var input = await JsonDocument.ParseAsync(ctx.Request.Body);
             var model = input.RootElement.GetProperty("input").GetProperty("model").GetString();
             ctx.Response.ContentType = "application/json";
@@ -86,7 +90,16 @@ public sealed class OpaTenantFixture : GatewayFixture
             UseKestrel(0);
         }
 
-        public HttpClient Client => _client ??= CreateClient();
+        public HttpClient Client
+        {
+            get
+            {
+                lock (TestHostStart.Gate)
+                {
+                    return _client ??= CreateClient();
+                }
+            }
+        }
 
         protected override void ConfigureWebHost(IWebHostBuilder builder)
         {
@@ -120,6 +133,22 @@ public sealed class OpaTenantEndToEndTests(OpaTenantFixture fx) : IClassFixture<
         using var response = await fx.Gateway.SendAsync(GatewayApp.Chat(
             new { model = "chat-default", messages = new[] { new { role = "user", content = "hi" } } }, OpaTenantFixture.OpaTenantKey));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task The_clients_trace_context_flows_through_the_api_and_the_policy_service_to_opa()
+    {
+        var traceId = System.Diagnostics.ActivityTraceId.CreateRandom().ToHexString();
+        // A prompt of its own, so no cached decision stands in for OPA's.
+        var request = GatewayApp.Chat(new { model = "chat-default", messages = new[] { new { role = "user", content = "trace " + traceId } } }, OpaTenantFixture.OpaTenantKey);
+        request.Headers.Add("traceparent", $"00-{traceId}-{System.Diagnostics.ActivitySpanId.CreateRandom()}-01");
+        // A client that sends the header as set (the test process's own HTTP instrumentation would replace it).
+        using var client = new HttpClient(new SocketsHttpHandler { ActivityHeadersPropagator = null }) { BaseAddress = fx.Gateway.Client.BaseAddress };
+        using var response = await client.SendAsync(request, TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(traceId, response.Headers.GetValues("x-trace-id").Single());
+        // Api → Policy → OPA: the decision request carries the client's trace id, with a span id of its own.
+        Assert.Contains(fx.OpaTraceparents, tp => tp.StartsWith($"00-{traceId}-", StringComparison.Ordinal));
     }
 
     private async Task<int> UpstreamRequestsAsync()

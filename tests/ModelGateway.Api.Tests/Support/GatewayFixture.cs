@@ -78,7 +78,6 @@ public class GatewayFixture : IAsyncLifetime
 public sealed class GatewayApp(IEnumerable<KeyValuePair<string, string?>> settings,
     Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? configureServices = null) : WebApplicationFactory<Program>
 {
-    private static readonly Lock StartGate = new();
     private readonly List<KeyValuePair<string, string?>> _settings = settings.ToList();
     private HttpClient? _client;
 
@@ -86,7 +85,7 @@ public sealed class GatewayApp(IEnumerable<KeyValuePair<string, string?>> settin
     {
         get
         {
-            lock (StartGate)
+            lock (TestHostStart.Gate)
             {
                 if (_client is null)
                 {

@@ -79,12 +79,17 @@ public sealed class GenAITelemetryTests(TelemetryFixture fx) : IClassFixture<Tel
         Assert.Equal(2, ok.GetTagItem("model_gateway.attempt"));
         Assert.Equal(true, ok.GetTagItem("model_gateway.fallback"));
         Assert.Equal("chat-default", ok.GetTagItem("model_gateway.route.alias"));
+        Assert.Equal("dev", ok.GetTagItem("model_gateway.tenant.id"));
+        Assert.Equal("dev", failed.GetTagItem("model_gateway.tenant.id"));
+        Assert.IsType<double>(ok.GetTagItem("model_gateway.reservation_usd"));
+        Assert.Equal("dev", server.GetTagItem("model_gateway.tenant.id"));
         Assert.Null(ok.GetTagItem("error.type"));
 
         // The HTTP call to the provider is a child of its attempt span, so the trace context reaching the provider is the attempt's.
         Assert.Contains(spans, s => s.Source.Name == "System.Net.Http" && s.ParentSpanId == ok.SpanId);
 
-        // Content capture is off by default: no tag anywhere carries the prompt or the answer.
+        // Content capture is off by default: no tag or event anywhere carries the prompt or the answer.
+        Assert.DoesNotContain(spans.SelectMany(s => s.Events), e => e.Name.StartsWith("gen_ai.", StringComparison.Ordinal));
         Assert.DoesNotContain(spans.SelectMany(s => s.TagObjects), t => t.Value?.ToString()?.Contains("secret prompt") == true);
         Assert.DoesNotContain(spans.SelectMany(s => s.TagObjects), t => t.Value?.ToString()?.Contains("Echo:") == true);
     }
