@@ -147,6 +147,40 @@ internal static class GenAITelemetry
     public static IAsyncEnumerator<StreamEvent> ObserveStream(IAsyncEnumerator<StreamEvent> events, bool hasFirst, Activity? activity,
         RouteTarget target, long started) => new ObservedStream(events, hasFirst, activity, target, started);
 
+    /// <summary><c>gen_ai.response.id</c> and <c>gen_ai.response.model</c> from a chunk's top-level <c>id</c> and <c>model</c>.</summary>
+    private static void SetResponseIdentity(Activity activity, ReadOnlySpan<byte> chunk)
+    {
+        var reader = new Utf8JsonReader(chunk);
+        try
+        {
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                return;
+            }
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var name = reader.ValueSpan;
+                reader.Read();
+                if (reader.TokenType == JsonTokenType.String && name.SequenceEqual("id"u8))
+                {
+                    activity.SetTag("gen_ai.response.id", reader.GetString());
+                }
+                else if (reader.TokenType == JsonTokenType.String && name.SequenceEqual("model"u8))
+                {
+                    activity.SetTag("gen_ai.response.model", reader.GetString());
+                }
+                else
+                {
+                    reader.Skip();
+                }
+            }
+        }
+        catch (JsonException)
+        {
+            // A malformed chunk is the relay's to report; the span just goes without the response's identity.
+        }
+    }
+
     private static void SetUsage(Activity activity, RouteTarget target, TokenUsage usage)
     {
         activity.SetTag("gen_ai.usage.input_tokens", usage.InputTokens);
@@ -197,6 +231,7 @@ internal static class GenAITelemetry
         private string? _error;
         private bool _completed;
         private readonly System.Text.StringBuilder? _content;
+        private bool _identified;
 
         public ObservedStream(IAsyncEnumerator<StreamEvent> inner, bool hasFirst, Activity? activity, RouteTarget target, long started)
         {
@@ -249,6 +284,12 @@ internal static class GenAITelemetry
 
         private void Observe(in StreamEvent e)
         {
+            if (!_identified && e.Kind == StreamEventKind.Chunk && _activity is { IsAllDataRequested: true })
+            {
+                // The first chunk names the response (every chunk repeats it): read once, not per chunk.
+                _identified = true;
+                SetResponseIdentity(_activity, e.Json.Span);
+            }
             if (e.Usage is { } usage)
             {
                 _usage = usage;

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using Aspire.Hosting;
+using Aspire.Hosting.ApplicationModel;
 using Aspire.Hosting.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using ModelGateway.Testing;
@@ -25,7 +26,17 @@ public sealed class AppHostFixture : IAsyncLifetime
                 $"--ApiPort={FreePort.Get()}",
                 $"--TurnPort={FreePort.Get()}",
                 "--environment=Development",
-            ], ct);
+                // The dashboard on, as under scripts/run.sh (http, anonymous), so a test can read its telemetry API.
+                $"--ASPNETCORE_URLS=http://127.0.0.1:{FreePort.Get()}",
+                $"--ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL=http://127.0.0.1:{FreePort.Get()}",
+                $"--ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL=http://127.0.0.1:{FreePort.Get()}",
+                "--ASPIRE_ALLOW_UNSECURED_TRANSPORT=true",
+                "--ASPIRE_DASHBOARD_UNSECURED_ALLOW_ANONYMOUS=true",
+            ], (options, _) =>
+            {
+                options.DisableDashboard = false;
+                options.AllowUnsecuredTransport = true;
+            }, ct);
         builder.Services.ConfigureHttpClientDefaults(http => { }); // no resilience handler: it would cut streams at 10 s
         App = await builder.BuildAsync(ct);
         using var startup = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -84,6 +95,122 @@ public sealed class AppHostTests(AppHostFixture fixture) : IClassFixture<AppHost
             Assert.Contains("\"chat.completion\"", body, StringComparison.Ordinal);
             Assert.Contains("Echo: hi", body, StringComparison.Ordinal);
         }
+    }
+
+    [Fact]
+    public async Task A_streamed_request_is_one_trace_in_the_dashboard_spanning_the_api_and_the_upstream_and_is_in_the_trace_history()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var client = App.CreateHttpClient("api", "http");
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = new StringContent(
+                """{"model":"chat-default","stream":true,"max_tokens":50,"temperature":0.2,"messages":[{"role":"user","content":"trace me"}]}""",
+                Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "sk-dev-local");
+        using var response = await client.SendAsync(request, ct);
+        var body = await response.Content.ReadAsStringAsync(ct);
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body);
+        var traceId = Assert.Single(response.Headers.GetValues("x-trace-id"));
+
+        // The dashboard's telemetry API (what its Traces page shows): spans arrive over OTLP within a few seconds.
+        // The dashboard's own URLs, as it reports them (the testing host gives it ports of its choosing).
+        Assert.True(App.ResourceNotifications.TryGetCurrentState("aspire-dashboard", out var dashboardState), "the dashboard runs");
+        var dashboardUrls = dashboardState.Snapshot.Urls.Select(u => new Uri(u.Url)).ToList();
+        Assert.NotEmpty(dashboardUrls);
+        using var dashboard = new HttpClient();
+        var spans = new List<(string Service, string Name, int Kind, Dictionary<string, string> Attributes)>();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            foreach (var url in dashboardUrls)
+            {
+                spans = await DashboardSpansAsync(dashboard, new Uri(url, $"/api/telemetry/traces/{traceId}"), ct);
+                if (spans.Count > 0)
+                {
+                    break;
+                }
+            }
+            if (spans.Any(s => s.Service == "fake-upstream") && spans.Any(s => s.Name.StartsWith("chat ", StringComparison.Ordinal)))
+            {
+                break;
+            }
+            await Task.Delay(500, ct);
+        }
+        Assert.True(spans.Count > 0, $"no spans for trace {traceId} from the dashboard at {string.Join(", ", dashboardUrls)}");
+        var chat = Assert.Single(spans, s => s.Service == "api" && s.Name == "chat openai/gpt-4o-mini");
+        Assert.Equal(3, chat.Kind); // OTLP SPAN_KIND_CLIENT
+        Assert.Equal("chat", chat.Attributes["gen_ai.operation.name"]);
+        Assert.Equal("openai", chat.Attributes["gen_ai.provider.name"]);
+        Assert.Equal("50", chat.Attributes["gen_ai.request.max_tokens"]);
+        Assert.Equal("dev", chat.Attributes["model_gateway.tenant.id"]);
+        Assert.True(int.Parse(chat.Attributes["gen_ai.usage.output_tokens"], System.Globalization.CultureInfo.InvariantCulture) > 0);
+        Assert.Contains(spans, s => s.Service == "api" && s.Kind == 2 && s.Name == "POST /v1/chat/completions");
+        Assert.Contains(spans, s => s.Service == "fake-upstream" && s.Kind == 2);
+
+        // And in the gateway's own trace history (written in batches: allow it a moment).
+        var traces = "";
+        for (var i = 0; i < 40 && !traces.Contains(traceId, StringComparison.Ordinal); i++)
+        {
+            await Task.Delay(250, ct);
+            using var again = new HttpRequestMessage(HttpMethod.Get, "/api/traces?limit=20");
+            again.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "sk-dev-local");
+            using var tracesResponse = await client.SendAsync(again, ct);
+            traces = await tracesResponse.Content.ReadAsStringAsync(ct);
+        }
+        Assert.Contains(traceId, traces, StringComparison.Ordinal);
+    }
+
+    private static async Task<List<(string Service, string Name, int Kind, Dictionary<string, string> Attributes)>> DashboardSpansAsync(
+        HttpClient dashboard, Uri trace, CancellationToken ct)
+    {
+        var result = new List<(string, string, int, Dictionary<string, string>)>();
+        HttpResponseMessage response;
+        try
+        {
+            response = await dashboard.GetAsync(trace, ct);
+        }
+        catch (HttpRequestException)
+        {
+            return result; // the dashboard starts beside the application and may not listen yet
+        }
+        using var _ = response;
+        if (!response.IsSuccessStatusCode)
+        {
+            return result;
+        }
+        using var json = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct));
+        if (!json.RootElement.TryGetProperty("data", out var data) || !data.TryGetProperty("resourceSpans", out var resourceSpans))
+        {
+            return result;
+        }
+        foreach (var rs in resourceSpans.EnumerateArray())
+        {
+            var service = Attributes(rs.GetProperty("resource")).GetValueOrDefault("service.name", "");
+            foreach (var scope in rs.GetProperty("scopeSpans").EnumerateArray())
+            {
+                foreach (var span in scope.GetProperty("spans").EnumerateArray())
+                {
+                    result.Add((service, span.GetProperty("name").GetString()!, span.GetProperty("kind").GetInt32(), Attributes(span)));
+                }
+            }
+        }
+        return result;
+    }
+
+    private static Dictionary<string, string> Attributes(System.Text.Json.JsonElement owner)
+    {
+        var d = new Dictionary<string, string>();
+        if (owner.TryGetProperty("attributes", out var attributes))
+        {
+            foreach (var a in attributes.EnumerateArray())
+            {
+                var value = a.GetProperty("value").EnumerateObject().FirstOrDefault().Value;
+                d[a.GetProperty("key").GetString()!] = value.ValueKind == System.Text.Json.JsonValueKind.String ? value.GetString()! : value.ToString();
+            }
+        }
+        return d;
     }
 
     [Theory]

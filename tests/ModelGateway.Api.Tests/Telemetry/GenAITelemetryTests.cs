@@ -73,6 +73,8 @@ public sealed class GenAITelemetryTests(TelemetryFixture fx) : IClassFixture<Tel
         Assert.Equal(64, ok.GetTagItem("gen_ai.request.max_tokens"));
         Assert.Equal(0.5, ok.GetTagItem("gen_ai.request.temperature"));
         Assert.Equal(new[] { "stop" }, ok.GetTagItem("gen_ai.response.finish_reasons"));
+        Assert.StartsWith("chatcmpl-", (string)ok.GetTagItem("gen_ai.response.id")!);
+        Assert.Equal("openai/gpt-4o-mini", ok.GetTagItem("gen_ai.response.model"));
         Assert.Equal(4, ok.GetTagItem("gen_ai.usage.output_tokens")); // "Echo: secret prompt text"
         Assert.True((int)ok.GetTagItem("gen_ai.usage.input_tokens")! > 0);
         Assert.Equal("127.0.0.1", ok.GetTagItem("server.address"));
