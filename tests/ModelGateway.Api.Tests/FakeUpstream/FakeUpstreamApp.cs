@@ -28,7 +28,7 @@ public sealed class FakeUpstreamApp : WebApplicationFactory<FakeUpstream::Progra
 
     // Test classes run in parallel and each starts its own instance; starting two Kestrel-hosted
     // factories at once raced once on the server address list, so start-up is serialised.
-    private static readonly Lock StartGate = new();
+    private static Lock StartGate => Support.GatewayApp.StartGate;
 
     private HttpClient? _client;
 

@@ -78,7 +78,8 @@ public class GatewayFixture : IAsyncLifetime
 public sealed class GatewayApp(IEnumerable<KeyValuePair<string, string?>> settings,
     Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? configureServices = null) : WebApplicationFactory<Program>
 {
-    private static readonly Lock StartGate = new();
+    /// <summary>Kestrel-hosted factories (gateways and fake upstreams) start one at a time: concurrent starts race on the server address list.</summary>
+    internal static readonly Lock StartGate = new();
     private readonly List<KeyValuePair<string, string?>> _settings = settings.ToList();
     private HttpClient? _client;
 
