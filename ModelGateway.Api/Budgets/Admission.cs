@@ -25,6 +25,9 @@ internal sealed class AdmissionTicket
     public required DateTimeOffset AdmittedAt { get; init; }
     public required long StartedTimestamp { get; init; }
     public long ReservationExpiryMs { get; init; }
+
+    /// <summary>Admitted on the per-replica limit while Redis was unreachable (<see cref="RedisOutageMode.FailOpen"/>).</summary>
+    public bool AdmittedLocally { get; init; }
     private int _settled;
 
     /// <summary>True the first time only: a ticket settles once even if two code paths try.</summary>
@@ -85,6 +88,7 @@ internal sealed partial class AdmissionService(
     IConnectionMultiplexer redis,
     NpgsqlDataSource db,
     DurableBatchWriter<LedgerRow> ledger,
+    LocalAdmissionLimiter localLimiter,
     IOptions<BudgetOptions> options,
     TimeProvider time,
     ILogger<AdmissionService> logger)
@@ -129,7 +133,37 @@ internal sealed partial class AdmissionService(
                 catch (Exception ex) when (ex is RedisException or TimeoutException)
                 {
                     LogRedisUnavailable(logger, ex.Message);
-                    return Unavailable("The gateway cannot check rate limits and budgets right now; retry shortly.");
+                    if (_options.WhenRedisUnavailable != RedisOutageMode.FailOpen)
+                    {
+                        return Unavailable("The gateway cannot check rate limits and budgets right now; retry shortly.");
+                    }
+                    if (!localLimiter.TryAcquire(tenant, out var wait))
+                    {
+                        return new AdmissionResult(null, new OpenAIError(429,
+                            "Rate limit reached for requests per minute while the gateway runs on local limits (its shared limit store is unavailable); retry later.",
+                            "rate_limit_error", null, "rate_limit_exceeded"), wait, default);
+                    }
+                    // Admitted on the local limit. The ticket is an ordinary one: settlement tries Redis (and counts the cost
+                    // if it is back), the ledger row is written either way, and a rebuild after Redis lost its data counts it.
+                    var local = new AdmissionTicket
+                    {
+                        RequestId = requestId,
+                        Caller = caller,
+                        Alias = alias,
+                        Period = period,
+                        Budgeted = tenant.BudgetMicroUsd is not null,
+                        ReservedMicroUsd = tenant.BudgetMicroUsd is null ? 0 : worstCaseMicroUsd,
+                        ReservedTokens = worstCaseTokens,
+                        MinuteWindow = minute,
+                        AdmittedAt = now,
+                        StartedTimestamp = Stopwatch.GetTimestamp(),
+                        ReservationExpiryMs = expiry,
+                        AdmittedLocally = true,
+                    };
+                    _inFlight[requestId] = local;
+                    admitted = true;
+                    LogAdmittedLocally(logger, tenant.Id);
+                    return new AdmissionResult(local, null, null, default);
                 }
                 var status = (int)r[0];
                 var limits = new RateLimitState(tenant.RequestsPerMinute, (long)r[1], tenant.TokensPerMinute, (long)r[2], resetIn);
@@ -338,6 +372,9 @@ internal sealed partial class AdmissionService(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Admission refused: Redis unavailable ({Reason})")]
     private static partial void LogRedisUnavailable(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Redis unavailable: request of tenant {Tenant} admitted on the local fail-open limit")]
+    private static partial void LogAdmittedLocally(ILogger logger, string tenant);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Admission refused: ledger buffer full ({Slots} slots in use)")]
     private static partial void LogLedgerFull(ILogger logger, int slots);

@@ -28,6 +28,31 @@ public sealed class BudgetOptions
     /// <summary>How long a replica waits for another one's rebuild before it refuses with 503 (default 10 s).</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:05:00")]
     public TimeSpan RebuildTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// What admission does when Redis cannot be reached (default <see cref="RedisOutageMode.FailClosed"/>: 503
+    /// <c>admission_unavailable</c>, nothing served that could break a limit or a budget).
+    /// </summary>
+    public RedisOutageMode WhenRedisUnavailable { get; set; } = RedisOutageMode.FailClosed;
+
+    /// <summary>
+    /// With <see cref="RedisOutageMode.FailOpen"/>: requests per minute each replica admits per tenant while Redis is down
+    /// (default 60; the tenant's own requests-per-minute limit when that is lower). Local to the replica: N replicas admit
+    /// up to N times this, and budgets are checked again only once Redis is back (the rebuild from the ledger counts what
+    /// was spent meanwhile).
+    /// </summary>
+    [Range(1, 1_000_000)]
+    public int FailOpenRequestsPerMinute { get; set; } = 60;
+}
+
+/// <summary>Admission's behaviour while Redis is unreachable.</summary>
+public enum RedisOutageMode
+{
+    /// <summary>Refuse with 503 until Redis answers again.</summary>
+    FailClosed,
+
+    /// <summary>Admit under a per-replica, per-tenant local limit; shared limits and budgets resume when Redis returns.</summary>
+    FailOpen,
 }
 
 /// <summary>Section <c>FloodGuard</c>: the per-client-IP limit on requests without a known key.</summary>

@@ -27,9 +27,12 @@ internal static class BudgetsExtensions
         });
         builder.Services.AddHostedService<RedisWarmup>();
         builder.Services.AddHostedService<BatchWriterService<LedgerRow>>();
+        builder.Services.TryAddSingleton<LocalAdmissionLimiter>();
         builder.Services.TryAddSingleton<AdmissionService>();
         builder.Services.TryAddSingleton<FloodGuard>();
         builder.Services.TryAddSingleton<LedgerQueries>();
+        builder.Services.TryAddSingleton<KeyCacheInvalidation>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<KeyCacheInvalidation>());
         builder.Services.TryAddSingleton<TenantAdminStore>();
         builder.Services.TryAddSingleton<RequestAuthenticator>();
         return builder;

@@ -33,9 +33,18 @@ internal static class GatewayExtensions
             .ValidateDataAnnotations()
             .ValidateOnStart();
 
+        builder.AddServerLimits(); // Kestrel limits (slowloris, idle connections), graceful drain, CORS
+
         // Storage: Aspire's clients bring connection resilience, health checks and telemetry.
         builder.AddNpgsqlDataSource("postgres");
-        builder.AddRedisClient("redis");
+        builder.AddRedisClient("redis", configureOptions: redis =>
+        {
+            // While Redis is down, commands fail at once instead of queueing until they time out: admission answers (503,
+            // or the local fail-open limit) in microseconds rather than holding every request for seconds.
+            redis.BacklogPolicy = StackExchange.Redis.BacklogPolicy.FailFast;
+            // Reconnect attempts start quickly and back off to 5 s, so a restarted Redis is used again within seconds.
+            redis.ReconnectRetryPolicy = new StackExchange.Redis.ExponentialRetry(250, 5000);
+        });
 
         builder.Services.TryAddSingleton<TenantStore>();
 
@@ -81,10 +90,18 @@ internal static class GatewayExtensions
     {
         app.UseMiddleware<AccessLogMiddleware>(); // outermost: logs the status the client got
         app.UseMiddleware<ResponseHeadersMiddleware>();
-        // An unexpected exception still answers in the OpenAI envelope (SDKs parse it), without internals.
+        app.UseGatewayCors(); // only when Cors:AllowedOrigins lists origins
+        // An unexpected exception still answers in the OpenAI envelope (SDKs parse it), without internals. A storage outage
+        // the request could not get around is a 503 (retry), not a 500.
         app.UseExceptionHandler(errorApp => errorApp.Run(context =>
-            new Errors.OpenAIError(500, "The gateway failed to process the request; it has been logged.", "api_error", null, "internal_error")
-                .WriteResponseAsync(context)));
+        {
+            var error = context.Features.Get<Microsoft.AspNetCore.Diagnostics.IExceptionHandlerFeature>()?.Error;
+            return (error is Npgsql.NpgsqlException or StackExchange.Redis.RedisException
+                    ? new Errors.OpenAIError(503, "A store the gateway depends on is unavailable; retry shortly.", "api_error", null, "storage_unavailable")
+                    : new Errors.OpenAIError(500, "The gateway failed to process the request; it has been logged.", "api_error", null, "internal_error"))
+                .WriteResponseAsync(context);
+        }));
+        app.UseMiddleware<ShutdownDrainMiddleware>();
         app.MapGet("/health", (TimeProvider time) => TypedResults.Ok(new HealthResponse(true, time.GetUtcNow())));
         app.MapChatCompletionsApi();
         app.MapAdminApi();

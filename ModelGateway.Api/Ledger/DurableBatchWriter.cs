@@ -7,6 +7,15 @@ namespace ModelGateway.Api.Ledger;
 internal interface IBatchSink<in T>
 {
     Task WriteAsync(IReadOnlyList<T> batch, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// True when the store refused the data itself (it would refuse it again however often it is retried), as opposed to
+    /// the store being unavailable. The writer then finds the record at fault instead of retrying the batch forever.
+    /// </summary>
+    bool IsRejection(Exception exception) => false;
+
+    /// <summary>Identifies a record in logs without its content (for example its id).</summary>
+    string Describe(T record) => "record";
 }
 
 /// <summary>Sizing of one <see cref="DurableBatchWriter{T}"/>.</summary>
@@ -25,6 +34,7 @@ internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWri
     private int _slotsInUse;
     private long _enqueued;
     private long _written;
+    private long _rejected;
 
     public BatchWriterSettings Settings { get; } = settings;
 
@@ -32,6 +42,9 @@ internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWri
     public int SlotsInUse => Volatile.Read(ref _slotsInUse);
 
     public long Written => Interlocked.Read(ref _written);
+
+    /// <summary>Records the store refused as data (never by unavailability), each logged at Critical; zero in a healthy system.</summary>
+    public long Rejected => Interlocked.Read(ref _rejected);
 
     /// <summary>Takes a slot for a record to come; false when the buffer is full (refuse the work that would produce it).</summary>
     public bool TryReserveSlot()
@@ -66,7 +79,7 @@ internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWri
     {
         var target = Interlocked.Read(ref _enqueued);
         var deadline = DateTime.UtcNow + timeout;
-        while (Interlocked.Read(ref _written) < target)
+        while (Interlocked.Read(ref _written) + Interlocked.Read(ref _rejected) < target)
         {
             if (DateTime.UtcNow >= deadline)
             {
@@ -131,6 +144,13 @@ internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWri
                 failures = 0;
                 batch.Clear();
             }
+            catch (Exception ex) when (sink.IsRejection(ex))
+            {
+                // One bad record must not hold every later one hostage (its slot would never free and the buffer would
+                // fill): store the batch record by record and set aside only what the store refuses as data.
+                await WriteOneByOneAsync(batch, abandon);
+                batch.Clear();
+            }
             catch (Exception ex) when (ex is not OperationCanceledException || !abandon.IsCancellationRequested)
             {
                 failures++;
@@ -142,6 +162,40 @@ internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWri
         if (SlotsInUse > 0)
         {
             LogAbandoned(logger, Settings.Name, SlotsInUse);
+        }
+    }
+
+    private async Task WriteOneByOneAsync(List<T> batch, CancellationToken abandon)
+    {
+        foreach (var record in batch)
+        {
+            var attempt = 0;
+            while (true)
+            {
+                try
+                {
+                    await sink.WriteAsync([record], abandon);
+                    Interlocked.Increment(ref _written);
+                    break;
+                }
+                catch (Exception ex) when (sink.IsRejection(ex))
+                {
+                    Interlocked.Increment(ref _rejected);
+                    LogRejected(logger, Settings.Name, sink.Describe(record), ex.Message);
+                    break;
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !abandon.IsCancellationRequested)
+                {
+                    // The store went away meanwhile: this record is still owed, retry it like any batch.
+                    LogWriteFailed(logger, Settings.Name, 1, SlotsInUse, ++attempt, ex.Message);
+                    await DelayQuietlyAsync(TimeSpan.FromMilliseconds(Math.Min(Settings.MaxRetryDelay.TotalMilliseconds, 100 * Math.Pow(2, Math.Min(attempt, 10)))), abandon);
+                    if (abandon.IsCancellationRequested)
+                    {
+                        return;
+                    }
+                }
+            }
+            Interlocked.Decrement(ref _slotsInUse);
         }
     }
 
@@ -170,6 +224,9 @@ internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWri
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Writer}: store available again after {Failures} failed attempt(s); wrote {Count} records")]
     private static partial void LogRecovered(ILogger logger, string writer, int failures, int count);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "{Writer}: the store refused {Record} as data and it was set aside: {Reason}")]
+    private static partial void LogRejected(ILogger logger, string writer, string record, string reason);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "{Writer}: shutdown timeout reached with {Count} record(s) not stored")]
     private static partial void LogAbandoned(ILogger logger, string writer, int count);

@@ -9,6 +9,10 @@ namespace ModelGateway.Api.Ledger;
 /// </summary>
 internal sealed class LedgerSink(NpgsqlDataSource db) : IBatchSink<LedgerRow>
 {
+    public bool IsRejection(Exception exception) => Storage.PostgresData.IsRejection(exception);
+
+    public string Describe(LedgerRow record) => $"ledger row {record.Id} (tenant {record.TenantId})";
+
     public async Task WriteAsync(IReadOnlyList<LedgerRow> batch, CancellationToken cancellationToken)
     {
         var n = batch.Count;

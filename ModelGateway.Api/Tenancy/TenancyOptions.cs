@@ -15,6 +15,13 @@ public sealed class TenancyOptions
     /// <summary>How long a key lookup is cached in memory (default 5 s): revocation takes effect within this time on every replica.</summary>
     public TimeSpan KeyCacheTtl { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// While Postgres is unreachable, how long past its TTL a key this replica verified keeps working (default 15 min;
+    /// zero turns it off). Keys not seen before the outage are refused, and a revocation clears the cache as usual.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
+    public TimeSpan KeyCacheStaleIfError { get; set; } = TimeSpan.FromMinutes(15);
+
     /// <summary>Tenants created or updated at start-up (the original gateway's policy block maps onto this).</summary>
     public List<SeedTenant> Seed { get; set; } = [];
 }

@@ -10,7 +10,7 @@ namespace ModelGateway.Api.Tenancy;
 /// Writes to tenants and keys for the admin API. Every change that affects authentication or limits clears this replica's
 /// key cache at once; other replicas pick it up within <see cref="TenancyOptions.KeyCacheTtl"/>.
 /// </summary>
-internal sealed partial class TenantAdminStore(NpgsqlDataSource db, TenantStore store, TimeProvider time)
+internal sealed partial class TenantAdminStore(NpgsqlDataSource db, KeyCacheInvalidation keyCache, TimeProvider time)
 {
     /// <summary>Tenant ids appear in Redis keys and URLs: a conservative alphabet keeps both unambiguous.</summary>
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
@@ -76,7 +76,7 @@ internal sealed partial class TenantAdminStore(NpgsqlDataSource db, TenantStore 
         sets.Add("updated_at = now()");
         cmd.CommandText = $"UPDATE tenants SET {string.Join(", ", sets)} WHERE id = $1";
         var found = await cmd.ExecuteNonQueryAsync(cancellationToken) == 1;
-        store.InvalidateCache();
+        await keyCache.InvalidateEverywhereAsync();
         return found;
     }
 
@@ -85,7 +85,7 @@ internal sealed partial class TenantAdminStore(NpgsqlDataSource db, TenantStore 
         await using var cmd = db.CreateCommand("DELETE FROM tenants WHERE id = $1");
         cmd.Parameters.Add(new NpgsqlParameter { Value = id });
         var found = await cmd.ExecuteNonQueryAsync(cancellationToken) == 1;
-        store.InvalidateCache();
+        await keyCache.InvalidateEverywhereAsync();
         return found;
     }
 
@@ -143,7 +143,7 @@ internal sealed partial class TenantAdminStore(NpgsqlDataSource db, TenantStore 
         cmd.Parameters.Add(new NpgsqlParameter { Value = keyId });
         cmd.Parameters.Add(new NpgsqlParameter { Value = time.GetUtcNow() });
         var found = await cmd.ExecuteNonQueryAsync(cancellationToken) == 1;
-        store.InvalidateCache();
+        await keyCache.InvalidateEverywhereAsync();
         return found;
     }
 

@@ -13,8 +13,9 @@ namespace ModelGateway.Api.Tenancy;
 /// </summary>
 internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> options, TimeProvider time)
 {
-    private readonly ConcurrentDictionary<string, (Caller? Caller, long ExpiresTicks)> _cache = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (Caller? Caller, long ExpiresTicks, long StaleSinceTicks)> _cache = new(StringComparer.Ordinal);
     private readonly long _ttlTicks = options.Value.KeyCacheTtl.Ticks;
+    private readonly long _staleTicks = options.Value.KeyCacheStaleIfError.Ticks;
 
     /// <summary>The caller a key belongs to, or null for an unknown, revoked or expired key.</summary>
     public async ValueTask<Caller?> AuthenticateAsync(string key, CancellationToken cancellationToken)
@@ -26,12 +27,24 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
         {
             return hit.Caller;
         }
-        var caller = await LoadAsync(hash, now, cancellationToken);
+        Caller? caller;
+        try
+        {
+            caller = await LoadAsync(hash, now, cancellationToken);
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException && hit.ExpiresTicks > 0
+                                   && now.UtcTicks - (hit.StaleSinceTicks == 0 ? hit.ExpiresTicks : hit.StaleSinceTicks) < _staleTicks)
+        {
+            // Postgres is unreachable: a key this replica verified recently keeps working (stale-if-error), checked again
+            // after another TTL, so an outage of the store does not lock out every tenant once the cache expires.
+            _cache[cacheKey] = (hit.Caller, now.UtcTicks + _ttlTicks, hit.StaleSinceTicks == 0 ? hit.ExpiresTicks : hit.StaleSinceTicks);
+            return hit.Caller;
+        }
         if (_cache.Count > 100_000)
         {
             _cache.Clear(); // Bounded: a flood of random keys must not grow memory.
         }
-        _cache[cacheKey] = (caller, now.UtcTicks + _ttlTicks);
+        _cache[cacheKey] = (caller, now.UtcTicks + _ttlTicks, 0);
         return caller;
     }
 

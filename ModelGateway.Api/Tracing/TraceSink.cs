@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using ModelGateway.Api.Ledger;
 using ModelGateway.Api.Routing;
+using ModelGateway.Api.Storage;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -15,6 +16,10 @@ namespace ModelGateway.Api.Tracing;
 /// </summary>
 internal sealed class TraceSink(NpgsqlDataSource db) : IBatchSink<TraceRecord>
 {
+    public bool IsRejection(Exception exception) => PostgresData.IsRejection(exception);
+
+    public string Describe(TraceRecord record) => $"trace {record.Id} (trace id {record.TraceId}, tenant {record.TenantId})";
+
     public async Task WriteAsync(IReadOnlyList<TraceRecord> batch, CancellationToken cancellationToken)
     {
         var n = batch.Count;
@@ -46,10 +51,10 @@ internal sealed class TraceSink(NpgsqlDataSource db) : IBatchSink<TraceRecord>
             times[i] = r.Ts.UtcDateTime;
             tenants[i] = r.TenantId;
             keys[i] = r.KeyId;
-            aliases[i] = r.Alias;
+            aliases[i] = PostgresData.Text(r.Alias);
             attempts[i] = AttemptsJson(r.Attempts, buffer);
-            providers[i] = r.Provider;
-            models[i] = r.UpstreamModel;
+            providers[i] = PostgresData.Text(r.Provider);
+            models[i] = PostgresData.Text(r.UpstreamModel);
             statuses[i] = r.Status;
             httpStatuses[i] = r.HttpStatus;
             ttfts[i] = r.TimeToFirstTokenMs;
@@ -100,8 +105,8 @@ internal sealed class TraceSink(NpgsqlDataSource db) : IBatchSink<TraceRecord>
             {
                 w.WriteStartObject();
                 w.WriteNumber("number", a.Number);
-                w.WriteString("provider", a.Provider);
-                w.WriteString("model", a.Model);
+                w.WriteString("provider", PostgresData.Text(a.Provider));
+                w.WriteString("model", PostgresData.Text(a.Model));
                 if (a.Status is { } status)
                 {
                     w.WriteNumber("status", status);
@@ -111,7 +116,7 @@ internal sealed class TraceSink(NpgsqlDataSource db) : IBatchSink<TraceRecord>
                     w.WriteNull("status");
                 }
                 w.WriteNumber("latency_ms", Math.Round(a.LatencyMs, 1));
-                w.WriteString("error", a.ErrorType);
+                w.WriteString("error", PostgresData.Text(a.ErrorType));
                 w.WriteEndObject();
             }
             w.WriteEndArray();

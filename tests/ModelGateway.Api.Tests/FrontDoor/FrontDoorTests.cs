@@ -25,9 +25,13 @@ public sealed class FrontDoorFixture : GatewayFixture
     {
         var port = FreePort.Get();
         _stubUrl = $"http://127.0.0.1:{port}";
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, port));
-        _stub = builder.Build();
+        // Built under the assembly's start gate: a factory starting meanwhile could take this host for its own (see TestHostStart).
+        lock (TestHostStart.Gate)
+        {
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, port));
+            _stub = builder.Build();
+        }
         _stub.Map("/{**path}", async (HttpContext ctx) =>
         {
             using var reader = new StreamReader(ctx.Request.Body);

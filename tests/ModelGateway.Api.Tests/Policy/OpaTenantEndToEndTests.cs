@@ -44,9 +44,13 @@ public sealed class OpaTenantFixture : GatewayFixture
     {
         var opaPort = FreePort.Get();
         var opaUrl = $"http://127.0.0.1:{opaPort}";
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, opaPort));
-        _opa = builder.Build();
+        // Built under the assembly's start gate: a factory starting meanwhile could take this host for its own (see TestHostStart).
+        lock (TestHostStart.Gate)
+        {
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, opaPort));
+            _opa = builder.Build();
+        }
         _opa.MapPost("/v1/data/gateway/decision", async (HttpContext ctx) =>
         {
             Interlocked.Increment(ref OpaCalls);

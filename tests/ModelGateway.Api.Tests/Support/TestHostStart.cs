@@ -1,9 +1,10 @@
 namespace ModelGateway.Api.Tests.Support;
 
 /// <summary>
-/// One gate for starting every Kestrel-hosted WebApplicationFactory in this assembly (gateway, fake upstream, policy):
-/// test classes run in parallel, and two factories starting at the same moment have raced on the server address list
-/// ("IServerAddressesFeature.Addresses cannot be modified after the server has started"). Starting is rare and quick;
+/// One gate for building every host in this assembly: the WebApplicationFactory instances (gateway, fake upstream,
+/// policy) and the stand-in WebApplications. A factory finds its application's host by listening process-wide for the
+/// next host being built, so a host built by another test class at the same moment can be taken for its own (seen as
+/// "IServerAddressesFeature.Addresses cannot be modified after the server has started"). Building is rare and quick;
 /// serialising it costs nothing measurable.
 /// </summary>
 internal static class TestHostStart

@@ -13,6 +13,7 @@ public sealed class TraceCluster : BudgetCluster
     public const string LoadKey = "sk-load-0123456789";
     public const string AlphaKey = "sk-alpha-0123456789";
     public const string BetaKey = "sk-beta-0123456789";
+    public const string OddKey = "sk-odd-0123456789";
 
     protected override int Replicas => 1;
 
@@ -24,6 +25,8 @@ public sealed class TraceCluster : BudgetCluster
         ["Tenancy:Seed:2:ApiKeys:0"] = AlphaKey,
         ["Tenancy:Seed:3:Id"] = "beta",
         ["Tenancy:Seed:3:ApiKeys:0"] = BetaKey,
+        ["Tenancy:Seed:4:Id"] = "odd",
+        ["Tenancy:Seed:4:ApiKeys:0"] = OddKey,
         ["Traces:FlushInterval"] = "00:00:00.050",
         // 32 concurrent requests on a busy CI machine: the fake's first byte may take longer than the usual 2 s.
         ["Gateway:Providers:openrouter:FirstByteTimeout"] = "00:00:15",
@@ -86,6 +89,25 @@ public sealed class TraceHistoryTests(TraceCluster cluster) : IClassFixture<Trac
             "SELECT count(*) FROM traces WHERE tenant_id = 'load' AND status = 'ok' AND jsonb_array_length(attempts) >= 1 AND output_tokens > 0"));
         Assert.Equal(0, await cluster.ScalarAsync<long>(
             "SELECT count(*) FROM traces WHERE tenant_id = 'load' AND stream AND status = 'ok' AND ttft_ms IS NULL"));
+    }
+
+    [Fact]
+    public async Task A_model_name_postgres_cannot_store_is_traced_cleaned_and_does_not_hold_up_later_traces()
+    {
+        // A NUL is valid JSON (\u0000) but not Postgres text: stored as U+FFFD, and cut to 256 characters.
+        using (var odd = await cluster.A.Client.SendAsync(BudgetCluster.Chat(TraceCluster.OddKey, "x", stream: false, model: "chat\0evil" + new string('m', 5000)),
+                   TestContext.Current.CancellationToken))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, odd.StatusCode);
+        }
+        using (var ok = await cluster.A.Client.SendAsync(BudgetCluster.Chat(TraceCluster.OddKey, "fine", stream: false), TestContext.Current.CancellationToken))
+        {
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        }
+        Assert.Equal(2, await cluster.TraceCountAsync("odd", 2));
+        var stored = await cluster.ScalarAsync<string>("SELECT alias FROM traces WHERE tenant_id = 'odd' AND status = 'refused'");
+        Assert.StartsWith("chat\uFFFDevil", stored);
+        Assert.Equal(256, stored.Length);
     }
 
     [Fact]

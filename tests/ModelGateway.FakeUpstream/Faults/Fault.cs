@@ -20,6 +20,7 @@ internal enum FaultKind
     Huge,
     Hang,
     ConnectionReset,
+    HostileHeaders,
 }
 
 /// <summary>
@@ -57,6 +58,7 @@ internal readonly record struct Fault(FaultKind Kind, int Value)
             "fault-huge" => new(FaultKind.Huge, Argument(argument, 8, 1)),
             "fault-hang" => new(FaultKind.Hang, 0),
             "fault-connection-reset" => new(FaultKind.ConnectionReset, 0),
+            "fault-hostile-headers" => new(FaultKind.HostileHeaders, 0),
             _ => None,
         };
     }

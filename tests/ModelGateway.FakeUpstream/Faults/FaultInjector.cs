@@ -23,6 +23,10 @@ internal static class FaultInjector
                 await HangAsync(context, services);
                 return true;
 
+            case FaultKind.HostileHeaders:
+                AddHostileHeaders(context);
+                return false;
+
             case FaultKind.SlowFirstToken:
                 // Before anything, headers included: the client waits for its first byte.
                 await Task.Delay(TimeSpan.FromMilliseconds(fault.Value), services.GetRequiredService<TimeProvider>(), context.RequestAborted);
@@ -97,6 +101,29 @@ internal static class FaultInjector
             context.Abort();
         }
         return true;
+    }
+
+    /// <summary>
+    /// Response headers a compromised or careless provider might send, plus echoes of the credentials the fake received
+    /// (so a test can prove none of them reaches the gateway's client). The answer itself is normal.
+    /// </summary>
+    private static void AddHostileHeaders(HttpContext context)
+    {
+        var headers = context.Response.Headers;
+        headers.SetCookie = "session=stolen-by-upstream; Path=/; HttpOnly";
+        headers.AccessControlAllowOrigin = "*";
+        headers.AccessControlAllowCredentials = "true";
+        headers.WWWAuthenticate = "Basic realm=\"upstream\"";
+        headers.ProxyAuthenticate = "Basic realm=\"upstream-proxy\"";
+        headers.Location = "http://evil.example/phish";
+        headers["Refresh"] = "0; url=http://evil.example/phish";
+        headers["x-trace-id"] = "hostile-trace-id";
+        headers.XFrameOptions = "ALLOWALL";
+        headers.ContentSecurityPolicy = "default-src *";
+        headers.StrictTransportSecurity = "max-age=0";
+        headers["Keep-Alive"] = "timeout=1, max=1";
+        headers["x-upstream-echo-authorization"] = context.Request.Headers.Authorization.ToString();
+        headers["x-upstream-echo-api-key"] = context.Request.Headers["x-api-key"].ToString();
     }
 
     /// <summary>Never answers: waits until the client gives up (or the app stops, so shutdown is not held).</summary>

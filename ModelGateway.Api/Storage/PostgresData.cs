@@ -1,0 +1,32 @@
+using Npgsql;
+
+namespace ModelGateway.Api.Storage;
+
+/// <summary>What Postgres will and will not store, for the batch sinks.</summary>
+internal static class PostgresData
+{
+    /// <summary>
+    /// Text Postgres accepts: it has no NUL character in <c>text</c> (or <c>\u0000</c> in <c>jsonb</c>), and a client may
+    /// send one in any string it controls (the model name, for one). NUL becomes U+FFFD; text longer than
+    /// <paramref name="maxLength"/> is cut, so a hostile 1 MiB model name is not stored whole in every trace.
+    /// </summary>
+    public static string? Text(string? value, int maxLength = 256)
+    {
+        if (value is null)
+        {
+            return null;
+        }
+        if (value.Length > maxLength)
+        {
+            value = value[..maxLength];
+        }
+        return value.Contains('\0', StringComparison.Ordinal) ? value.Replace('\0', '\uFFFD') : value;
+    }
+
+    /// <summary>
+    /// True when Postgres refused the data itself (SQLSTATE class 22, data exception, or 23, integrity violation): the same
+    /// statement would fail again, so retrying it cannot help; anything else (connection lost, server shutting down) may.
+    /// </summary>
+    public static bool IsRejection(Exception exception) =>
+        exception is PostgresException { SqlState: var state } && (state.StartsWith("22", StringComparison.Ordinal) || state.StartsWith("23", StringComparison.Ordinal));
+}

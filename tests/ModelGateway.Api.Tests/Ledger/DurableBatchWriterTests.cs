@@ -1,0 +1,98 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging.Abstractions;
+using ModelGateway.Api.Ledger;
+
+namespace ModelGateway.Api.Tests.Ledger;
+
+public sealed class DurableBatchWriterTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    /// <summary>A store that refuses negative numbers as data and can be made unavailable.</summary>
+    private sealed class Store : IBatchSink<int>
+    {
+        public ConcurrentQueue<int> Stored { get; } = new();
+        public volatile bool Down;
+        public int Calls;
+
+        public Task WriteAsync(IReadOnlyList<int> batch, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref Calls);
+            if (Down)
+            {
+                throw new IOException("store unavailable");
+            }
+            if (batch.Any(x => x < 0))
+            {
+                throw new InvalidDataException("refused: negative");
+            }
+            foreach (var x in batch)
+            {
+                Stored.Enqueue(x);
+            }
+            return Task.CompletedTask;
+        }
+
+        public bool IsRejection(Exception exception) => exception is InvalidDataException;
+
+        public string Describe(int record) => $"#{record}";
+    }
+
+    private static (DurableBatchWriter<int> Writer, Task Loop, CancellationTokenSource Stop) Start(Store store, int capacity = 100)
+    {
+        var writer = new DurableBatchWriter<int>(store, new BatchWriterSettings("test", capacity, 10, TimeSpan.FromMilliseconds(5),
+            TimeSpan.FromMilliseconds(50)), NullLogger.Instance);
+        var stop = new CancellationTokenSource();
+        var loop = Task.Run(() => writer.RunAsync(stop.Token, CancellationToken.None), Ct);
+        return (writer, loop, stop);
+    }
+
+    private static void Queue(DurableBatchWriter<int> writer, IEnumerable<int> records)
+    {
+        foreach (var r in records)
+        {
+            Assert.True(writer.TryReserveSlot());
+            writer.Write(r);
+        }
+    }
+
+    [Fact]
+    public async Task A_record_the_store_refuses_is_set_aside_and_every_other_record_is_stored()
+    {
+        var store = new Store();
+        var (writer, loop, stop) = Start(store);
+        Queue(writer, [1, 2, -3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+
+        Assert.True(await writer.FlushAsync(TimeSpan.FromSeconds(10), Ct));
+        Assert.Equal([1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12], store.Stored.Order());
+        Assert.Equal(1, writer.Rejected);
+        Assert.Equal(0, writer.SlotsInUse); // the refused record's slot is free again: the buffer cannot silt up
+
+        // Later records flow as before.
+        Queue(writer, [13, 14]);
+        Assert.True(await writer.FlushAsync(TimeSpan.FromSeconds(10), Ct));
+        Assert.Contains(14, store.Stored);
+        await stop.CancelAsync();
+        await loop;
+    }
+
+    [Fact]
+    public async Task An_unavailable_store_is_retried_and_nothing_is_set_aside()
+    {
+        var store = new Store { Down = true };
+        var (writer, loop, stop) = Start(store, capacity: 5);
+        Queue(writer, [1, 2, 3, 4, 5]);
+        Assert.False(writer.TryReserveSlot()); // full while the store is down: new work is refused, not records dropped
+        await Task.Delay(300, Ct);
+        Assert.True(store.Calls > 1, "the batch is retried");
+        Assert.Empty(store.Stored);
+
+        store.Down = false;
+        Assert.True(await writer.FlushAsync(TimeSpan.FromSeconds(10), Ct));
+        Assert.Equal([1, 2, 3, 4, 5], store.Stored.Order());
+        Assert.Equal(0, writer.Rejected);
+        Assert.Equal(0, writer.SlotsInUse);
+        await stop.CancelAsync();
+        await loop;
+    }
+}
