@@ -13,13 +13,18 @@ internal static class JsonExtractor
     private static readonly JsonDocumentOptions Options = new() { MaxDepth = 64 };
 
     /// <summary>Whether JSON was found; <paramref name="json"/> is the value (null for a literal <c>null</c>).</summary>
-    public static bool TryExtract(string text, out JsonNode? json)
+    public static bool TryExtract(string text, out JsonNode? json) => TryExtract(text, out json, out _);
+
+    /// <param name="extracted">True when the JSON was found inside a fence or prose rather than being the whole text.</param>
+    public static bool TryExtract(string text, out JsonNode? json, out bool extracted)
     {
+        extracted = false;
         var trimmed = text.AsSpan().Trim();
         if (TryParse(trimmed, out json))
         {
             return true;
         }
+        extracted = true;
         if (TryFenced(text, out json))
         {
             return true;
@@ -114,8 +119,7 @@ internal static class JsonExtractor
         }
         try
         {
-            using var document = JsonDocument.Parse(candidate.ToString(), Options);
-            json = JsonNode.Parse(document.RootElement.GetRawText());
+            json = JsonNode.Parse(candidate.ToString(), documentOptions: Options);
             return true;
         }
         catch (JsonException)

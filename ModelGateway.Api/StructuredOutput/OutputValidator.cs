@@ -17,14 +17,14 @@ internal sealed record SchemaViolation(string Pointer, string Keyword, string Me
 /// The verdict on one final output. <see cref="Content"/> is what the client should get when <see cref="IsValid"/>: the JSON
 /// as found (extracted from fences or prose, and coerced) re-serialised compactly; the model's text is replaced by it.
 /// </summary>
-internal sealed record OutputCheck(bool IsValid, string? Content, IReadOnlyList<SchemaViolation> Violations, bool Coerced)
+internal sealed record OutputCheck(bool IsValid, string? Content, IReadOnlyList<SchemaViolation> Violations, bool Coerced, bool Extracted = false)
 {
     /// <summary>
     /// The client-facing error. The request was fine and the model's answer was not, so this is the upstream's fault: 502,
     /// type <c>api_error</c> (as for any bad upstream answer, see <c>upstream_invalid_response</c>), code
     /// <c>structured_output_invalid</c>, never a 400 that would tell the client to change its request.
     /// </summary>
-    public OpenAIError ToError() => StructuredOutputErrors.Invalid(Violations);
+    public OpenAIError ToError(string? note = null) => StructuredOutputErrors.Invalid(Violations, note);
 }
 
 /// <summary>The structured-output error envelopes.</summary>
@@ -35,7 +35,7 @@ internal static class StructuredOutputErrors
     /// <summary>Error messages name at most this many violations; the rest are counted.</summary>
     private const int MaxListed = 20;
 
-    public static OpenAIError Invalid(IReadOnlyList<SchemaViolation> violations)
+    public static OpenAIError Invalid(IReadOnlyList<SchemaViolation> violations, string? note = null)
     {
         var message = new StringBuilder("The model's output does not match the requested JSON Schema: ");
         for (var i = 0; i < violations.Count && i < MaxListed; i++)
@@ -47,6 +47,10 @@ internal static class StructuredOutputErrors
             message.Append("; and ").Append(violations.Count - MaxListed).Append(" more");
         }
         message.Append('.');
+        if (note is not null)
+        {
+            message.Append(' ').Append(note);
+        }
         return new OpenAIError(StatusCodes.Status502BadGateway, message.ToString(), "api_error", null, InvalidOutputCode);
     }
 }
@@ -64,32 +68,42 @@ internal static class OutputValidator
 
     /// <param name="compiled">Null for <c>json_object</c> and schema-less <c>json_schema</c>: then only JSON-ness is checked.</param>
     /// <param name="coerce">The request's <c>coerce</c>, or a gateway/route default.</param>
-    public static OutputCheck Check(ResponseSchema schema, CompiledSchema? compiled, string? content, bool coerce)
+    /// <param name="asSent">
+    /// For streams, whose bytes already reached the client and cannot be rewritten: the text must be the JSON value itself
+    /// (no fence or prose around it) and is validated without coercion, so "valid" is true of what the client received.
+    /// </param>
+    public static OutputCheck Check(ResponseSchema schema, CompiledSchema? compiled, string? content, bool coerce, bool asSent = false)
     {
-        if (content is null || !JsonExtractor.TryExtract(content, out var value))
+        if (content is null || !JsonExtractor.TryExtract(content, out var value, out var extracted))
         {
             return new OutputCheck(false, null, [new SchemaViolation("", "json", content is null or { Length: 0 }
                 ? "the output is empty, not JSON"
                 : "the output is not valid JSON")], false);
         }
+        if (asSent && extracted)
+        {
+            return new OutputCheck(false, null, [new SchemaViolation("", "json",
+                "the streamed output is not a bare JSON value (it has a code fence or prose around it)")], false, Extracted: true);
+        }
         if (schema.Source == ResponseSchemaSource.JsonObject && value is not JsonObject)
         {
-            return new OutputCheck(false, null, [new SchemaViolation("", "type", "response_format json_object requires a JSON object")], false);
+            return new OutputCheck(false, null, [new SchemaViolation("", "type", "response_format json_object requires a JSON object")], false, extracted);
         }
         var coerced = false;
-        if (compiled is not null && coerce)
+        if (compiled is not null && coerce && !asSent)
         {
             var before = value?.ToJsonString();
             value = TypeCoercer.Coerce(value, compiled.Source);
             coerced = before != value?.ToJsonString();
         }
-        var text = value is null ? "null" : value.ToJsonString(Compact);
+        // Untouched output is returned as the model wrote it; extracted or coerced output as compact JSON.
+        var text = extracted || coerced ? value is null ? "null" : value.ToJsonString(Compact) : content;
         if (compiled is null)
         {
-            return new OutputCheck(true, text, [], coerced);
+            return new OutputCheck(true, text, [], coerced, extracted);
         }
-        var violations = Validate(compiled, text);
-        return new OutputCheck(violations.Count == 0, violations.Count == 0 ? text : null, violations, coerced);
+        var violations = Validate(compiled, value is null ? "null" : value.ToJsonString(Compact));
+        return new OutputCheck(violations.Count == 0, violations.Count == 0 ? text : null, violations, coerced, extracted);
     }
 
     /// <summary>Every failing keyword, in schema order, without repeats.</summary>

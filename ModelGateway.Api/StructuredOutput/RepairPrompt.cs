@@ -11,17 +11,33 @@ namespace ModelGateway.Api.StructuredOutput;
 /// </summary>
 internal static class RepairPrompt
 {
+    /// <summary>
+    /// The repair turn's instructions are cut to this many characters, so the repair call's worst case is bounded and can be
+    /// reserved before the first call (<see cref="ReserveTokens"/>).
+    /// </summary>
+    public const int MaxInstructionChars = 2000;
+
+    /// <summary>Prompt tokens reserved for the repair turn and the two added messages' framing: at most two per character.</summary>
+    public const int ReserveTokens = 2 * MaxInstructionChars + 16;
+
     /// <summary>The messages to send: a copy of <paramref name="messages"/> plus the two repair turns.</summary>
     public static JsonArray BuildMessages(JsonArray messages, string? invalidOutput, IReadOnlyList<SchemaViolation> violations)
     {
+        const string Ending = "Reply again with only the corrected JSON value, with no explanation and no code fence.";
         var repaired = (JsonArray)messages.DeepClone();
         repaired.Add(new JsonObject { ["role"] = "assistant", ["content"] = invalidOutput ?? "" });
         var text = new StringBuilder("Your previous reply does not match the required JSON Schema:\n");
-        foreach (var violation in violations)
+        for (var i = 0; i < violations.Count; i++)
         {
-            text.Append("- ").Append(violation).Append('\n');
+            var line = "- " + violations[i] + "\n";
+            if (text.Length + line.Length + Ending.Length > MaxInstructionChars)
+            {
+                text.Append("- and ").Append(violations.Count - i).Append(" more\n");
+                break;
+            }
+            text.Append(line);
         }
-        text.Append("Reply again with only the corrected JSON value, with no explanation and no code fence.");
+        text.Append(Ending);
         repaired.Add(new JsonObject { ["role"] = "user", ["content"] = text.ToString() });
         return repaired;
     }

@@ -28,7 +28,8 @@ internal static class SchemaAnswers
     public const string InvalidJsonText = "Sure! Here is the data you asked for: {name: test,";
 
     /// <param name="counters">Counts calls per model, so <c>schema-invalid-then-valid</c> answers wrong only the first time.</param>
-    public static SchemaAnswer Of(string? model, FaultCounters counters) => model switch
+    /// <remarks>An <c>@suffix</c> is ignored but keeps its own count, so tests can use independent counters.</remarks>
+    public static SchemaAnswer Of(string? model, FaultCounters counters) => (model?.Split('@')[0]) switch
     {
         "schema-invalid-json" => SchemaAnswer.InvalidJson,
         "schema-code-fence" => SchemaAnswer.CodeFence,
