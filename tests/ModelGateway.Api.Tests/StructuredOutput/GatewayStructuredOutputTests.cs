@@ -164,6 +164,25 @@ public sealed class GatewayStructuredOutputTests(StructuredOutputFixture fx) : I
         Assert.True(data.Count > 3, string.Join("\n", data));
     }
 
+    [Theory]
+    [MemberData(nameof(DefaultAliases))]
+    public async Task Every_schema_of_the_corpus_comes_back_valid_through_each_alias(string alias)
+    {
+        foreach (var row in SchemaCorpusTests.Corpus)
+        {
+            var (name, schema, _, _, _) = row.Data;
+            var body = Body(alias);
+            body["response_format"]!["json_schema"]!["schema"] = JsonNode.Parse(schema);
+
+            var (status, json, _) = await PostAsync(body);
+
+            Assert.True(status == HttpStatusCode.OK, $"{name}: {json}");
+            var content = Content(json);
+            var check = StructuredOutputKit.Check(schema, content);
+            Assert.True(check.IsValid, $"{name}: {content}: {string.Join("; ", check.Violations)}");
+        }
+    }
+
     [Fact]
     public async Task Each_provider_gets_the_constraint_in_its_own_form_and_no_gateway_only_field()
     {

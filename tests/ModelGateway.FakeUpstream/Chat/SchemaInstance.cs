@@ -9,7 +9,7 @@ namespace ModelGateway.FakeUpstream.Chat;
 /// (docs/fake-upstream.md, "Structured output"): <c>const</c>, else the first <c>enum</c> value, else the first
 /// <c>anyOf</c>/<c>oneOf</c> branch, else by <c>type</c> (the first non-null of a union; inferred from <c>properties</c> or
 /// <c>items</c> when absent): objects get their required properties, arrays <c>minItems</c> items, strings <c>"test"</c>
-/// (or a sample of their <c>format</c>, padded to <c>minLength</c>), numbers <c>1</c> moved into
+/// padded to <c>minLength</c> or cut to <c>maxLength</c> (or a sample of their <c>format</c>), numbers <c>1</c> moved into
 /// <c>minimum</c>/<c>maximum</c>, booleans <c>true</c>. Local <c>$ref</c>s (<c>#/$defs/…</c>, <c>#/definitions/…</c>) are
 /// followed; <c>pattern</c> is not honoured.
 /// </summary>
@@ -138,6 +138,10 @@ internal static class SchemaInstance
         if (format is null && schema["minLength"] is JsonValue ml && ml.TryGetValue<int>(out var minLength) && minLength > text.Length)
         {
             text = text.PadRight(Math.Min(minLength, 10_000), 't');
+        }
+        if (format is null && schema["maxLength"] is JsonValue xl && xl.TryGetValue<int>(out var maxLength) && maxLength >= 0 && maxLength < text.Length)
+        {
+            text = text[..maxLength];
         }
         return text;
     }
