@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
 using ModelGateway.Api.StructuredOutput;
 using ModelGateway.Api.Tests.Support;
 using Npgsql;
@@ -408,6 +409,24 @@ public sealed class GatewayStructuredOutputTests(StructuredOutputFixture fx) : I
         Assert.Equal(upstreamBefore, (await fx.Fake.Client.GetFromJsonAsync<JsonElement>("/_fake/stats", Ct)).GetProperty("requests").GetInt64());
         Assert.Equal(redisBefore, await RedisSnapshotAsync());
         Assert.Equal(ledgerBefore, await LedgerRowsAsync(expectAtLeast: 1));
+    }
+
+    [Fact]
+    public async Task A_schema_is_compiled_once_however_often_and_in_whatever_key_order_it_is_sent()
+    {
+        var cache = fx.Gateway.Services.GetRequiredService<SchemaCache>();
+        var schema = JsonNode.Parse("""{"type":"object","properties":{"q":{"type":"string"}},"required":["q"],"title":"compile-once"}""")!;
+        var reordered = JsonNode.Parse("""{"title":"compile-once","required":["q"],"properties":{"q":{"type":"string"}},"type":"object"}""")!;
+        var before = cache.Compilations;
+
+        foreach (var (alias, variant) in ((string, JsonNode)[])[("chat-default", schema), ("chat-anthropic", reordered), ("chat-local", schema)])
+        {
+            var body = Body(alias);
+            body["response_format"]!["json_schema"]!["schema"] = variant.DeepClone();
+            Assert.Equal(HttpStatusCode.OK, (await PostAsync(body)).Status);
+        }
+
+        Assert.Equal(before + 1, cache.Compilations);
     }
 
     [Fact]
