@@ -12,6 +12,9 @@ internal static class JsonExtractor
 {
     private static readonly JsonDocumentOptions Options = new() { MaxDepth = 64 };
 
+    /// <summary>Opening brackets tried as the start of the JSON in prose; real answers put it within the first few.</summary>
+    private const int MaxCandidates = 16;
+
     /// <summary>Whether JSON was found; <paramref name="json"/> is the value (null for a literal <c>null</c>).</summary>
     public static bool TryExtract(string text, out JsonNode? json) => TryExtract(text, out json, out _);
 
@@ -29,12 +32,14 @@ internal static class JsonExtractor
         {
             return true;
         }
-        for (var start = 0; start < text.Length; start++)
+        // Each candidate costs a scan to its closing bracket: bounded, so prose full of brackets stays linear, not quadratic.
+        for (int start = 0, tried = 0; start < text.Length && tried < MaxCandidates; start++)
         {
             if (text[start] is not ('{' or '['))
             {
                 continue;
             }
+            tried++;
             var end = BalancedEnd(text, start);
             if (end > start && TryParse(text.AsSpan(start, end - start + 1), out json))
             {

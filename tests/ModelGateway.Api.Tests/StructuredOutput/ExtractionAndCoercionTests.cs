@@ -30,6 +30,16 @@ public sealed class ExtractionAndCoercionTests
     public void Reports_no_json(string output) => Assert.False(JsonExtractor.TryExtract(output, out _));
 
     [Fact]
+    public void Prose_full_of_unbalanced_brackets_is_given_up_on_quickly()
+    {
+        var text = new string('[', 2_000_000) + " not json";
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+
+        Assert.False(JsonExtractor.TryExtract(text, out _));
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2), $"took {watch.Elapsed}");
+    }
+
+    [Fact]
     public void Invalid_json_is_a_json_violation_at_the_root()
     {
         var check = Check("""{"type":"object"}""", "Sure! {name: test,");
