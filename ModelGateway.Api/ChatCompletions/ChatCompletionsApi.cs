@@ -12,6 +12,7 @@ using ModelGateway.Api.Ledger;
 using ModelGateway.Api.Providers;
 using ModelGateway.Api.Routing;
 using ModelGateway.Api.Streaming;
+using ModelGateway.Api.StructuredOutput;
 using ModelGateway.Api.Telemetry;
 using ModelGateway.Api.Tenancy;
 using ModelGateway.Api.Tokenization;
@@ -40,8 +41,9 @@ internal static class ChatCompletionsApi
 
     internal sealed class Services(TenantStore tenants, RouteTable routes, ModelRouter router, IOptions<GatewayOptions> options,
         Policy.PolicyGate policy, ILoggerFactory loggers, RequestAuthenticator auth, AdmissionService admission, ITokenCounter tokens,
-        DurableBatchWriter<TraceRecord> traces, TimeProvider time)
+        DurableBatchWriter<TraceRecord> traces, TimeProvider time, StructuredOutputGuard structuredOutput)
     {
+        public StructuredOutputGuard StructuredOutput { get; } = structuredOutput;
         public DurableBatchWriter<TraceRecord> Traces { get; } = traces;
         public TimeProvider Time { get; } = time;
         public RequestAuthenticator Auth { get; } = auth;
@@ -139,11 +141,21 @@ internal static class ChatCompletionsApi
         {
             request.ClampMaxTokens(cap);
         }
+        // Structured output: malformed fields or a schema that does not compile are a 400 here, before anything is reserved.
+        if (!services.StructuredOutput.TryPlan(request, request.Model, out var structured, out var schemaError))
+        {
+            await schemaError!.WriteResponseAsync(context);
+            return;
+        }
+        trace.StructuredOutput = structured;
         // The worst case is priced at the dearest target the request may reach, fallbacks included.
         var prices = WorstCasePrices(route, services.Routes);
         var promptTokens = services.Tokens.CountMessages(request.Messages);
+        // A request that may be repaired is priced as both calls (StructuredOutputPlan.WorstCase).
+        var (worstPrompt, worstOutput) = structured?.WorstCase(promptTokens, request.MaxTokens ?? route.DefaultMaxTokens)
+                                         ?? (promptTokens, request.MaxTokens ?? route.DefaultMaxTokens);
         if (tenant.MaxMicroUsdPerRequest is { } maxCost
-            && prices.CostMicroUsd(promptTokens, request.MaxTokens ?? route.DefaultMaxTokens) is var worst && worst > maxCost)
+            && prices.CostMicroUsd(worstPrompt, worstOutput) is var worst && worst > maxCost)
         {
             // 400, not 403: the client can fix it by asking for fewer output tokens (or a shorter prompt).
             GatewayMetrics.Refused(tenant.Id, "request_cost_limit_exceeded");
@@ -168,8 +180,9 @@ internal static class ChatCompletionsApi
         {
             request.ClampMaxTokens(maxOutput);
         }
-        var admission = await services.Admission.AdmitAsync(caller, request.Model, promptTokens + maxOutput,
-            prices.CostMicroUsd(promptTokens, maxOutput), aborted);
+        (worstPrompt, worstOutput) = structured?.WorstCase(promptTokens, maxOutput) ?? (promptTokens, maxOutput);
+        var admission = await services.Admission.AdmitAsync(caller, request.Model, worstPrompt + worstOutput,
+            prices.CostMicroUsd(worstPrompt, worstOutput), aborted);
         admission.ApplyHeaders(context.Response);
         if (admission.Error is { } refused)
         {
@@ -186,7 +199,7 @@ internal static class ChatCompletionsApi
         (trace.Id, trace.Ts, trace.Bill) = (admission.Ticket!.RequestId, admission.Ticket.AdmittedAt, bill);
         try
         {
-            await RouteAndRelayAsync(context, services, request, route, bill);
+            await RouteAndRelayAsync(context, services, request, route, bill, structured);
         }
         finally
         {
@@ -194,6 +207,12 @@ internal static class ChatCompletionsApi
             var target = bill.Target;
             var usage = bill.Usage;
             bill.CostMicroUsd = target is null ? 0 : target.Prices.CostMicroUsd(usage.InputTokens, usage.OutputTokens, usage.CachedInputTokens);
+            if (bill.Repair is { } repair)
+            {
+                // A structured-output repair is a second call, billed at the target that answered it.
+                (usage, bill.CostMicroUsd) = (usage.Plus(repair.Usage), bill.CostMicroUsd + repair.CostMicroUsd);
+                bill.Usage = usage;
+            }
             trace.LatencyMs = Stopwatch.GetElapsedTime(trace.Started).TotalMilliseconds;
             await services.Admission.SettleAsync(admission.Ticket!, new Settlement(bill.Status, bill.HttpStatus,
                 target?.Provider.Name, target?.Model, usage, bill.CostMicroUsd, request.Stream, TraceId(context)));
@@ -214,6 +233,7 @@ internal static class ChatCompletionsApi
         public IReadOnlyList<AttemptRecord> Attempts { get; set; } = [];
         public double? TimeToFirstTokenMs { get; set; }
         public RequestTags? Tags { get; init; }
+        public RepairCall? Repair { get; set; }
     }
 
     /// <summary>The trace of an authenticated request, filled in as it progresses and queued whatever the ending.</summary>
@@ -227,6 +247,7 @@ internal static class ChatCompletionsApi
         public Bill? Bill { get; set; }
         public bool Faulted { get; set; }
         public double? LatencyMs { get; set; }
+        public StructuredOutputPlan? StructuredOutput { get; set; }
 
         public TraceRecord ToRecord(HttpContext context, Caller caller)
         {
@@ -239,13 +260,14 @@ internal static class ChatCompletionsApi
             return new TraceRecord(Id, TraceId(context), Ts, caller.Tenant.Id, caller.KeyId, Alias, bill?.Attempts ?? [],
                 bill?.Target?.Provider.Name, bill?.Target?.Model, status, http, bill?.TimeToFirstTokenMs,
                 LatencyMs ?? Stopwatch.GetElapsedTime(Started).TotalMilliseconds, usage.InputTokens, usage.OutputTokens,
-                usage.CachedInputTokens, bill?.CostMicroUsd ?? 0, Stream, StructuredOutput: null);
+                usage.CachedInputTokens, bill?.CostMicroUsd ?? 0, Stream, StructuredOutput?.ToTraceJson());
         }
     }
 
     private static string TraceId(HttpContext context) => Activity.Current?.TraceId.ToHexString() ?? context.TraceIdentifier;
 
-    private static async Task RouteAndRelayAsync(HttpContext context, Services services, ChatRequest request, Route route, Bill bill)
+    private static async Task RouteAndRelayAsync(HttpContext context, Services services, ChatRequest request, Route route, Bill bill,
+        StructuredOutputPlan? structured)
     {
         var aborted = context.RequestAborted;
 
@@ -282,10 +304,26 @@ internal static class ChatCompletionsApi
             {
                 // Billed from the provider's usage before writing: a client that leaves now has still been served.
                 (bill.Usage, bill.Status, bill.HttpStatus) = (completion.Usage, "ok", 200);
+                var answer = completion.Completion;
+                if (structured is not null)
+                {
+                    var checkedAnswer = await services.StructuredOutput.EnforceAsync(structured, request, route, completion, bill.Tags, aborted);
+                    if (checkedAnswer.Repair is { } repair)
+                    {
+                        (bill.Repair, bill.Attempts) = (repair, [.. bill.Attempts, .. repair.Attempts.Select(a => a with { Number = a.Number + bill.Attempts.Count })]);
+                    }
+                    if (checkedAnswer.Error is { } invalid)
+                    {
+                        (bill.Status, bill.HttpStatus) = (StructuredOutputErrors.InvalidOutputCode, invalid.StatusCode);
+                        await invalid.WriteResponseAsync(context);
+                        return;
+                    }
+                    answer = checkedAnswer.Completion!;
+                }
                 context.Response.StatusCode = 200;
                 context.Response.ContentType = "application/json";
                 await using var writer = new Utf8JsonWriter(context.Response.BodyWriter);
-                completion.Completion.WriteTo(writer);
+                answer.WriteTo(writer);
                 await writer.FlushAsync(aborted);
             }
             return;
@@ -297,8 +335,9 @@ internal static class ChatCompletionsApi
         {
             await using var events = routed.Events!;
             bill.HttpStatus = 200;
-            var outcome = await SseRelay.RelayAsync(context, request, events, routed.HasFirstEvent, services.Logger);
-            bill.Status = outcome.Completed ? "ok" : outcome.ClientDisconnected ? "client_disconnected" : "stream_error";
+            var outcome = await SseRelay.RelayAsync(context, request, events, routed.HasFirstEvent, services.Logger, structured is null ? null : structured.CheckStream);
+            bill.Status = outcome.Completed ? "ok" : outcome.ClientDisconnected ? "client_disconnected"
+                : outcome.Error == StructuredOutputErrors.InvalidOutputCode ? outcome.Error : "stream_error";
             // Streams are billed from their usage chunk; a stream cut short (or a client gone) without one is billed for
             // what was produced: the prompt as counted at admission and the relayed text, counted with the tokenizer.
             bill.Usage = outcome.Usage

@@ -65,6 +65,19 @@ public sealed class RouteOptions
     /// <summary>Output cap used when the client sets none (and the value sent to Anthropic, where it is required). Default 1024.</summary>
     [Range(1, 10_000_000)]
     public int DefaultMaxTokens { get; set; } = 1024;
+
+    /// <summary>Structured-output defaults for this alias; unset values fall back to the <c>StructuredOutput</c> section.</summary>
+    public RouteStructuredOutputOptions StructuredOutput { get; set; } = new();
+}
+
+/// <summary><c>Gateway:Routes:&lt;alias&gt;:StructuredOutput</c>: per-route defaults a request's own <c>repair</c>/<c>coerce</c> override.</summary>
+public sealed class RouteStructuredOutputOptions
+{
+    /// <summary>One repair attempt when the output fails its schema. Null (default): the gateway-wide setting.</summary>
+    public bool? Repair { get; set; }
+
+    /// <summary>Ajv-style scalar coercion before validation. Null (default): the gateway-wide setting.</summary>
+    public bool? Coerce { get; set; }
 }
 
 public sealed class TargetOptions

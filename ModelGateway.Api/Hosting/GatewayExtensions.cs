@@ -9,6 +9,7 @@ using ModelGateway.Api.FrontDoor;
 using ModelGateway.Api.Providers;
 using ModelGateway.Api.Providers.OpenAICompatible;
 using ModelGateway.Api.Routing;
+using ModelGateway.Api.StructuredOutput;
 using ModelGateway.Api.Tenancy;
 using ModelGateway.Api.Tracing;
 using ModelGateway.Policy.Rules.Client;
@@ -63,6 +64,7 @@ internal static class GatewayExtensions
         builder.Services.TryAddSingleton<RouteTable>();
         builder.Services.TryAddSingleton<TargetHealth>();
         builder.Services.TryAddSingleton<ModelRouter>();
+        builder.AddStructuredOutput(); // response_format / response_schema: schema cache and the output guard
         builder.Services.TryAddSingleton<ChatCompletionsApi.Services>();
         builder.Services.AddFrontDoor();
 

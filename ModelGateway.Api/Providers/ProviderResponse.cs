@@ -112,6 +112,10 @@ internal readonly record struct TokenUsage(int InputTokens, int OutputTokens, in
 
     public JsonNode? Raw { get; init; }
 
+    /// <summary>The usage of two calls made for one request (a structured-output repair); estimated if either was.</summary>
+    public TokenUsage Plus(TokenUsage other) => new(InputTokens + other.InputTokens, OutputTokens + other.OutputTokens,
+        CachedInputTokens + other.CachedInputTokens, Estimated || other.Estimated);
+
     public JsonObject ToOpenAIUsage()
     {
         var usage = new JsonObject

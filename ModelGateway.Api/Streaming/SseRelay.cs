@@ -29,8 +29,12 @@ internal static partial class SseRelay
         public bool Completed { get; set; }
     }
 
+    /// <param name="finalCheck">
+    /// Run when the upstream stream has ended normally, before <c>[DONE]</c>; an error it returns is sent as the last event
+    /// instead of <c>[DONE]</c> (structured output: the assembled content failed its schema).
+    /// </param>
     public static async Task<Outcome> RelayAsync(HttpContext context, ChatRequest request, IAsyncEnumerator<StreamEvent> events,
-        bool hasFirstEvent, ILogger logger)
+        bool hasFirstEvent, ILogger logger, Func<Outcome, OpenAIError?>? finalCheck = null)
     {
         var outcome = new Outcome();
         var response = context.Response;
@@ -71,6 +75,12 @@ internal static partial class SseRelay
                     await WriteEventAsync(writer, e.Json, aborted);
                 }
                 more = await events.MoveNextAsync();
+            }
+            if (finalCheck?.Invoke(outcome) is { } rejected)
+            {
+                outcome.Error = rejected.Code;
+                await WriteEventAsync(writer, rejected.ToUtf8Bytes(), aborted);
+                return outcome;
             }
             outcome.Completed = true;
             await writer.WriteAsync(Done, aborted);

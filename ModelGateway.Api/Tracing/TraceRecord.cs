@@ -6,7 +6,9 @@ namespace ModelGateway.Api.Tracing;
 /// One authenticated chat request in the trace history. <see cref="Id"/> is the ledger row's id when the request was
 /// admitted (the two join on it), otherwise a fresh UUIDv7; <see cref="TraceId"/> is the W3C trace id returned in
 /// <c>x-trace-id</c>. Requests refused before admission (policy, rate limit, budget) are recorded with status
-/// <c>refused</c> and no attempts. <see cref="StructuredOutput"/> is reserved for the <c>response_schema</c> result.
+/// <c>refused</c> and no attempts. <see cref="StructuredOutput"/> is the structured-output verdict as JSON (jsonb), null when the
+/// request asked for none or no answer was checked: <c>{"result","source","schema_sha256","coerce","repair","errors"}</c>
+/// (<see cref="ModelGateway.Api.StructuredOutput.StructuredOutputPlan.ToTraceJson"/>).
 /// </summary>
 internal sealed record TraceRecord(
     Guid Id,

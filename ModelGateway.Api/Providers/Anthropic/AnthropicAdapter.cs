@@ -25,10 +25,11 @@ internal sealed class AnthropicAdapter(IOptions<GatewayOptions> options, TimePro
     public async Task<ProviderResponse> SendAsync(ProviderCall call, CancellationToken cancellationToken)
     {
         var target = call.Target;
+        var structured = AnthropicStructuredOutput.For(call.Request);
         byte[] body;
         try
         {
-            body = AnthropicRequestWriter.Write(call.Request, target);
+            body = AnthropicRequestWriter.Write(call.Request, target, structured);
         }
         catch (UnsupportedRequestException ex)
         {
@@ -73,7 +74,7 @@ internal sealed class AnthropicAdapter(IOptions<GatewayOptions> options, TimePro
         var created = time.GetUtcNow().ToUnixTimeSeconds();
         if (call.Request.Stream)
         {
-            return new AnthropicStream(response, new AnthropicStreamTranslator(created), target.Provider.IdleTimeout);
+            return new AnthropicStream(response, new AnthropicStreamTranslator(created, structured), target.Provider.IdleTimeout);
         }
         using (response)
         {
@@ -83,7 +84,7 @@ internal sealed class AnthropicAdapter(IOptions<GatewayOptions> options, TimePro
             {
                 return bodyFailure;
             }
-            var completion = AnthropicResponse.ToCompletion(answer!, created, out var usage);
+            var completion = AnthropicResponse.ToCompletion(answer!, created, out var usage, structured);
             return new ProviderCompletion(completion, usage);
         }
     }

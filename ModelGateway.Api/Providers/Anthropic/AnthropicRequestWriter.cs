@@ -15,7 +15,7 @@ namespace ModelGateway.Api.Providers.Anthropic;
 internal static class AnthropicRequestWriter
 {
     /// <summary>The body to POST to <c>/v1/messages</c>. Throws <see cref="UnsupportedRequestException"/> for content Anthropic cannot take.</summary>
-    public static byte[] Write(ChatRequest request, RouteTarget target)
+    public static byte[] Write(ChatRequest request, RouteTarget target, AnthropicStructuredOutput? structured = null)
     {
         var buffer = new ArrayBufferWriter<byte>(request.Body.Count * 64 + 512);
         using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
@@ -27,9 +27,22 @@ internal static class AnthropicRequestWriter
             WriteSystem(writer, request.Messages);
             WriteMessages(writer, request.Messages);
             var hasTools = request.Tools is { Count: > 0 };
-            if (hasTools)
+            if (structured is not null)
             {
-                WriteTools(writer, request.Tools!);
+                WriteTools(writer, request.Tools, structured);
+                // Alone, the response tool is forced; beside the client's tools the model must call one of them ("any"),
+                // so it either uses a client tool or answers through the schema.
+                writer.WriteStartObject("tool_choice");
+                writer.WriteString("type", hasTools ? "any" : "tool");
+                if (!hasTools)
+                {
+                    writer.WriteString("name", structured.ToolName);
+                }
+                writer.WriteEndObject();
+            }
+            else if (hasTools)
+            {
+                WriteTools(writer, request.Tools!, null);
                 WriteToolChoice(writer, request.ToolChoice, request.Body["parallel_tool_calls"]);
             }
             if (request.Stop.Count > 0)
@@ -347,10 +360,19 @@ internal static class AnthropicRequestWriter
     }
 
     /// <summary>OpenAI function tools as Anthropic client tools: name, description, and the parameters schema as <c>input_schema</c>.</summary>
-    private static void WriteTools(Utf8JsonWriter writer, JsonArray tools)
+    private static void WriteTools(Utf8JsonWriter writer, JsonArray? tools, AnthropicStructuredOutput? structured)
     {
         writer.WriteStartArray("tools");
-        for (var t = 0; t < tools.Count; t++)
+        if (structured is not null)
+        {
+            writer.WriteStartObject();
+            writer.WriteString("name", structured.ToolName);
+            writer.WriteString("description", structured.Description);
+            writer.WritePropertyName("input_schema");
+            structured.InputSchema.WriteTo(writer);
+            writer.WriteEndObject();
+        }
+        for (var t = 0; tools is not null && t < tools.Count; t++)
         {
             var tool = (JsonObject)tools[t]!;
             if (StringOf(tool["type"]) != "function")

@@ -13,7 +13,8 @@ internal static class AnthropicResponse
     /// blocks as <c>tool_calls</c> whose arguments are the JSON text of <c>input</c>. Thinking and server-tool blocks have no
     /// OpenAI counterpart and are left out.
     /// </summary>
-    public static JsonObject ToCompletion(JsonObject message, long created, out TokenUsage usage)
+    /// <remarks>With <paramref name="structured"/>, the response tool's input is the content (<see cref="AnthropicStructuredOutput"/>).</remarks>
+    public static JsonObject ToCompletion(JsonObject message, long created, out TokenUsage usage, AnthropicStructuredOutput? structured = null)
     {
         StringBuilder? text = null;
         JsonArray? toolCalls = null;
@@ -29,6 +30,9 @@ internal static class AnthropicResponse
                 {
                     case "text":
                         (text ??= new StringBuilder()).Append(StringOf(b["text"]));
+                        break;
+                    case "tool_use" when structured is not null && StringOf(b["name"]) == structured.ToolName:
+                        (text ??= new StringBuilder()).Append(structured.ContentOf(b["input"]));
                         break;
                     case "tool_use":
                         (toolCalls ??= []).Add(new JsonObject
@@ -70,7 +74,9 @@ internal static class AnthropicResponse
                     ["index"] = 0,
                     ["message"] = reply,
                     ["logprobs"] = null,
-                    ["finish_reason"] = FinishReason(StringOf(message["stop_reason"])),
+                    ["finish_reason"] = FinishReason(StringOf(message["stop_reason"])) is "tool_calls" && structured is not null && toolCalls is null
+                        ? "stop"
+                        : FinishReason(StringOf(message["stop_reason"])),
                 },
             },
             ["usage"] = usage.ToOpenAIUsage(),

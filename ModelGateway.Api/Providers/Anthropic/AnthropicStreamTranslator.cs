@@ -37,9 +37,19 @@ internal sealed class AnthropicStreamTranslator
     /// <summary>OpenAI numbers tool calls 0, 1, ...; Anthropic numbers all content blocks. Block index → tool-call index.</summary>
     private Dictionary<int, int>? _toolIndexByBlock;
 
-    public AnthropicStreamTranslator(long created)
+    /// <summary>The structured-output tool, whose input is streamed as content; null when the client asked for none.</summary>
+    private readonly AnthropicStructuredOutput? _structured;
+
+    /// <summary>The content block index of the structured-output tool call, once it has started.</summary>
+    private int? _structuredBlock;
+
+    /// <summary>A wrapped schema's input, collected until its block stops (the wrapper cannot be stripped fragment by fragment).</summary>
+    private System.Text.StringBuilder? _wrappedInput;
+
+    public AnthropicStreamTranslator(long created, AnthropicStructuredOutput? structured = null)
     {
         _created = created;
+        _structured = structured;
         // Chunk text is JSON for API clients, never embedded in HTML: only JSON's own escaping is needed, which keeps
         // non-ASCII text at its UTF-8 size instead of six bytes per \uXXXX escape.
         _writer = new Utf8JsonWriter(_buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
@@ -72,6 +82,22 @@ internal sealed class AnthropicStreamTranslator
         if (type.ValueEquals("message_delta"u8))
         {
             return TranslateMessageDelta(root, out streamEvent);
+        }
+        if (type.ValueEquals("content_block_stop"u8) && _structuredBlock is { } block && _wrappedInput is not null
+            && root.TryGetProperty("index"u8, out var stopIndex) && stopIndex.GetInt32() == block)
+        {
+            JsonNode? input = null;
+            try
+            {
+                input = _wrappedInput.Length == 0 ? null : JsonNode.Parse(_wrappedInput.ToString());
+            }
+            catch (JsonException)
+            {
+                // Anthropic's tool input is always JSON; if not, the gateway's validation reports it.
+            }
+            var content = input is null ? _wrappedInput.ToString() : _structured!.ContentOf(input);
+            _wrappedInput = null;
+            return content.Length > 0 && ContentChunk(content, out streamEvent);
         }
         if (type.ValueEquals("message_stop"u8))
         {
@@ -128,6 +154,19 @@ internal sealed class AnthropicStreamTranslator
             // thinking, redacted_thinking, server_tool_use and its results: nothing an OpenAI client can take.
             return false;
         }
+        if (_structured is not null && block.TryGetProperty("name"u8, out var toolName) && toolName.ValueEquals(_structured.ToolName))
+        {
+            // The response tool: its input is the answer, streamed as content deltas (input_json_delta → content).
+            _structuredBlock = root.GetProperty("index"u8).GetInt32();
+            var initial = block.TryGetProperty("input"u8, out var given) && given.ValueKind == JsonValueKind.Object
+                          && given.EnumerateObject().MoveNext() ? given.GetRawText() : "";
+            if (_structured.Wrapped)
+            {
+                _wrappedInput = new System.Text.StringBuilder(initial);
+                return false;
+            }
+            return initial.Length > 0 && ContentChunk(initial, out streamEvent);
+        }
         _toolIndexByBlock ??= [];
         var toolIndex = _toolIndexByBlock.Count;
         _toolIndexByBlock[root.GetProperty("index"u8).GetInt32()] = toolIndex;
@@ -161,6 +200,17 @@ internal sealed class AnthropicStreamTranslator
         if (type.ValueEquals("text_delta"u8))
         {
             return ContentChunk(delta.GetProperty("text"u8).GetString()!, out streamEvent);
+        }
+        if (type.ValueEquals("input_json_delta"u8) && _structuredBlock is { } structuredBlock
+            && root.GetProperty("index"u8).GetInt32() == structuredBlock)
+        {
+            var part = delta.GetProperty("partial_json"u8).GetString()!;
+            if (_wrappedInput is not null)
+            {
+                _wrappedInput.Append(part);
+                return false;
+            }
+            return part.Length > 0 && ContentChunk(part, out streamEvent);
         }
         if (!type.ValueEquals("input_json_delta"u8)
             || _toolIndexByBlock is null
@@ -198,6 +248,11 @@ internal sealed class AnthropicStreamTranslator
             return false;
         }
         _finishReason = AnthropicResponse.FinishReason(stop.GetString());
+        if (_finishReason == "tool_calls" && _structuredBlock is not null && _toolIndexByBlock is null)
+        {
+            // Only the response tool was called: to the client that is a finished answer.
+            _finishReason = "stop";
+        }
         StartChunk();
         EndChunk(_finishReason);
         // The usage rides along too, so a stream cut before message_stop is still billed by the provider's count.

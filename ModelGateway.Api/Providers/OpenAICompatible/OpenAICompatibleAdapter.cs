@@ -117,6 +117,10 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
                     value.WriteTo(writer);
                 }
             }
+            if (StructuredOutput.ResponseSchema.Read(request) is { Source: StructuredOutput.ResponseSchemaSource.Extension } extension)
+            {
+                WriteResponseFormat(writer, extension);
+            }
             if (!wroteCap && request.MaxTokens is { } clamp)
             {
                 writer.WriteNumber(MaxTokensField ?? "max_tokens", clamp);
@@ -149,6 +153,25 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
             writer.WriteEndObject();
         }
         return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>
+    /// The original gateway's <c>response_schema</c> as OpenAI's <c>response_format</c> json_schema, so the upstream constrains
+    /// the output (structured outputs guide). <c>strict</c> stays off: strict mode refuses schemas that leave properties
+    /// optional or allow additional ones, which the extension never required; the gateway validates the output anyway.
+    /// llama.cpp reads the same shape (tools/server/README.md, "response_format"; llamacpp_request_response_format_json_schema.json).
+    /// </summary>
+    private static void WriteResponseFormat(Utf8JsonWriter writer, StructuredOutput.ResponseSchema schema)
+    {
+        writer.WriteStartObject("response_format");
+        writer.WriteString("type", "json_schema");
+        writer.WriteStartObject("json_schema");
+        writer.WriteString("name", schema.Name);
+        writer.WritePropertyName("schema");
+        schema.Schema!.WriteTo(writer);
+        writer.WriteBoolean("strict", false);
+        writer.WriteEndObject();
+        writer.WriteEndObject();
     }
 
     /// <summary>A hook for subclasses to add provider-specific fields.</summary>

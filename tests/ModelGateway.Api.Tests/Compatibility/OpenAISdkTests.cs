@@ -14,6 +14,8 @@ public sealed class OpenAISdkFixture : GatewayFixture
     {
         ["Gateway:Routes:rate-limited:Targets:0:Provider"] = "openrouter",
         ["Gateway:Routes:rate-limited:Targets:0:Model"] = "fault-429@30",
+        ["Gateway:Routes:schema-wrong-types:Targets:0:Provider"] = "anthropic",
+        ["Gateway:Routes:schema-wrong-types:Targets:0:Model"] = "schema-wrong-types",
     };
 }
 
@@ -172,6 +174,63 @@ public sealed class OpenAISdkTests(OpenAISdkFixture fx) : IClassFixture<OpenAISd
 
         Assert.Equal(400, ex.Status);
         Assert.Contains("messages", ex.Message);
+    }
+
+    private const string PersonSchema = """
+        {"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer","minimum":0},
+         "email":{"type":"string","format":"email"},"role":{"enum":["admin","user"]},
+         "address":{"$ref":"#/$defs/address"}},
+         "required":["name","age","email","role","address"],"additionalProperties":false,
+         "$defs":{"address":{"type":"object","properties":{"city":{"type":"string"},"zip":{"type":"string","minLength":5}},
+                  "required":["city","zip"],"additionalProperties":false}}}
+        """;
+
+    private static ChatCompletionOptions StructuredOptions() => new()
+    {
+        ResponseFormat = ChatResponseFormat.CreateJsonSchemaFormat("person", BinaryData.FromString(PersonSchema), jsonSchemaIsStrict: true),
+    };
+
+    private static void AssertPerson(string json)
+    {
+        var check = Tests.StructuredOutput.StructuredOutputKit.Check(PersonSchema, json);
+        Assert.True(check.IsValid, $"{json}: {string.Join("; ", check.Violations)}");
+        Assert.False(check.Extracted);
+    }
+
+    [Theory]
+    [MemberData(nameof(Aliases))]
+    public async Task Structured_output_returns_schema_valid_json(string alias)
+    {
+        ChatCompletion completion = await Client(alias).CompleteChatAsync([new UserChatMessage("Describe a person.")], StructuredOptions(), Ct);
+
+        Assert.Equal(ChatFinishReason.Stop, completion.FinishReason);
+        AssertPerson(completion.Content.Single().Text);
+    }
+
+    [Theory]
+    [MemberData(nameof(Aliases))]
+    public async Task Structured_output_streams_schema_valid_json(string alias)
+    {
+        var text = new StringBuilder();
+        await foreach (var update in Client(alias).CompleteChatStreamingAsync([new UserChatMessage("Describe a person.")], StructuredOptions(), Ct))
+        {
+            foreach (var part in update.ContentUpdate)
+            {
+                text.Append(part.Text);
+            }
+        }
+        AssertPerson(text.ToString());
+    }
+
+    [Fact]
+    public async Task Structured_output_that_fails_its_schema_is_an_error_naming_pointer_and_keyword()
+    {
+        var ex = await Assert.ThrowsAsync<ClientResultException>(() =>
+            Client("schema-wrong-types").CompleteChatAsync([new UserChatMessage("Describe a person.")], StructuredOptions(), Ct));
+
+        Assert.Equal(502, ex.Status);
+        Assert.Contains("/age: type:", ex.Message);
+        Assert.Contains("structured_output_invalid", ex.Message);
     }
 
     [Fact]

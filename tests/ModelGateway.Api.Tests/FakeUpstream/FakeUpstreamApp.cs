@@ -19,7 +19,7 @@ public sealed class FakeUpstreamApp : WebApplicationFactory<FakeUpstream::Progra
 {
     public FakeUpstreamApp()
     {
-        UseKestrel(0);
+        UseKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0)); // not UseKestrel(0): it races Kestrel's bind (dotnet/aspnetcore#67714)
     }
 
     public const string OpenAIPath = "/openai/v1/chat/completions";

@@ -101,14 +101,15 @@ public sealed class LlamaCppWireTests(FakeUpstreamApp app) : IClassFixture<FakeU
     }
 
     [Theory]
-    [InlineData("llamacpp_request_response_format_json_schema.json")]
-    [InlineData("llamacpp_request_response_format_json_object_schema.json")]
-    [InlineData("llamacpp_request_json_schema_toplevel.json")]
-    public async Task Schema_requests_are_accepted(string fixture)
+    [InlineData("llamacpp_request_response_format_json_schema.json", "\"foooooo\"")]
+    [InlineData("llamacpp_request_response_format_json_object_schema.json", "\"42\"")]
+    [InlineData("llamacpp_request_json_schema_toplevel.json", "\"42\"")]
+    public async Task Schema_requests_are_accepted_and_answered_with_an_instance(string fixture, string instance)
     {
         var body = await app.PostJsonAsync(LlamaCppPath, WireFixture.Text(fixture));
 
-        Assert.Equal("Echo: Write an example", body.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString());
+        // The grammar the schema compiles to constrains llama.cpp's sampling: the answer is an instance (here, the const).
+        Assert.Equal(instance, body.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString());
     }
 
     [Fact]

@@ -91,7 +91,7 @@ public sealed class OpaTenantFixture : GatewayFixture
         public PolicyApp(string opaUrl)
         {
             _opaUrl = opaUrl;
-            UseKestrel(0);
+            UseKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0)); // not UseKestrel(0): it races Kestrel's bind (dotnet/aspnetcore#67714)
         }
 
         public HttpClient Client

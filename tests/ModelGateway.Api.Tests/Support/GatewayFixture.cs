@@ -89,7 +89,7 @@ public sealed class GatewayApp(IEnumerable<KeyValuePair<string, string?>> settin
             {
                 if (_client is null)
                 {
-                    UseKestrel(0);
+                    UseKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0)); // not UseKestrel(0): it races Kestrel's bind (dotnet/aspnetcore#67714)
                     _client = CreateClient();
                     _client.Timeout = TimeSpan.FromSeconds(60);
                 }

@@ -66,7 +66,7 @@ internal static class ChatPipeline
             {
                 Context = context,
                 Prompt = prompt,
-                Reply = ReplyBuilder.Build(prompt, fault),
+                Reply = ReplyBuilder.Build(prompt, fault, SchemaAnswers.Of(model, services.GetRequiredService<FaultCounters>())),
                 Fault = fault,
                 Usage = new UsageTally(stats, protocol.Kind),
                 Time = time,

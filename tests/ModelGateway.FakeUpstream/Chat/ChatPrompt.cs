@@ -13,6 +13,12 @@ internal readonly record struct PromptMessage(string Role, string Text, string? 
 internal sealed record ToolInvocation(string Name, string ArgumentsJson);
 
 /// <summary>
+/// The client asked for JSON (OpenAI/llama.cpp <c>response_format</c>, llama.cpp's top-level <c>json_schema</c>);
+/// <see cref="Schema"/> is null for plain <c>json_object</c>.
+/// </summary>
+internal sealed record JsonOutput(System.Text.Json.JsonElement? Schema);
+
+/// <summary>
 /// A chat request in protocol-neutral form. Each protocol's reader fills it from its own wire
 /// format so that the answer and usage rules are written once (Chat/ReplyBuilder.cs).
 /// </summary>
@@ -25,6 +31,9 @@ internal sealed record ChatPrompt
 
     /// <summary>Null when no tools were offered or tool_choice forbids calling one.</summary>
     public ToolInvocation? Tool { get; init; }
+
+    /// <summary>Set when the answer must be JSON (the constraint of the protocol's own <c>response_format</c>).</summary>
+    public JsonOutput? Json { get; init; }
 
     public int? MaxTokens { get; init; }
 

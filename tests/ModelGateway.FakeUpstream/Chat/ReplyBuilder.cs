@@ -18,7 +18,7 @@ internal static class ReplyBuilder
     // One shared instance: the huge reply is a list of references to it, never one large string.
     private static readonly string HugeChunk = " " + new string('x', HugeChunkBytes - 1);
 
-    public static Reply Build(ChatPrompt prompt, Fault fault)
+    public static Reply Build(ChatPrompt prompt, Fault fault, SchemaAnswer schemaAnswer = SchemaAnswer.Valid)
     {
         var inputTokens = CountInputTokens(prompt.Messages);
 
@@ -29,16 +29,28 @@ internal static class ReplyBuilder
         }
 
         var last = prompt.Messages.Count > 0 ? prompt.Messages[^1] : default;
-        if (prompt.Tool is { } tool && last.Role == "user" && !last.IsToolResult)
+        if (prompt.Tool is { } tool && last.Role == "user" && !last.IsToolResult
+            && schemaAnswer is not (SchemaAnswer.InvalidJson or SchemaAnswer.CodeFence))
         {
+            var arguments = SchemaAnswers.Apply(tool.ArgumentsJson, schemaAnswer);
             return new Reply
             {
                 Chunks = [],
-                ToolCall = new ToolCallReply(tool.Name, tool.ArgumentsJson, Fragment(tool.ArgumentsJson)),
+                ToolCall = new ToolCallReply(tool.Name, arguments, Fragment(arguments)),
                 Finish = FinishReason.ToolCall,
                 InputTokens = inputTokens,
                 OutputTokens = ToolCallOutputTokens,
             };
+        }
+
+        if (prompt.Json is { } json && !last.IsToolResult)
+        {
+            return Cap(new List<string>(Fragment(SchemaAnswers.Text(json, prompt.Tool, schemaAnswer))), prompt.MaxTokens, null, inputTokens);
+        }
+        if (prompt.Tool is not null && schemaAnswer is SchemaAnswer.InvalidJson or SchemaAnswer.CodeFence)
+        {
+            // A "model" that ignored the forced tool and answered in prose (Anthropic: a text block, no tool_use).
+            return Cap(SplitWords(SchemaAnswers.Text(new JsonOutput(null), prompt.Tool, schemaAnswer)), prompt.MaxTokens, null, inputTokens);
         }
 
         var text = last.IsToolResult ? "Tool said: " + last.ToolResultText : "Echo: " + LastUserText(prompt.Messages);

@@ -39,8 +39,8 @@ internal sealed class LlamaCppProtocol : IChatProtocol
             return error;
         }
         // llama.cpp accepts "text", "json_object" (optionally with "schema") and "json_schema" (schema at
-        // json_schema.schema); the top-level "json_schema" extension is accepted too. The fake does not
-        // constrain its output, it only refuses what llama.cpp refuses.
+        // json_schema.schema); the top-level "json_schema" extension is accepted too. The schema constrains
+        // the answer as llama.cpp's grammar would (OpenAIRequestReader reads it; docs/fake-upstream.md).
         if (root.TryGetProperty("response_format", out var format) && format.ValueKind == JsonValueKind.Object
             && OpenAIRequestReader.String(format, "type") is { } type && type is not ("text" or "json_object" or "json_schema"))
         {

@@ -47,12 +47,38 @@ internal static class OpenAIRequestReader
             Model = String(root, "model"),
             Messages = list,
             Tool = ChooseTool(root),
+            Json = JsonOutputOf(root),
             MaxTokens = maxTokens,
             Stop = Stop(root),
             Stream = root.TryGetProperty("stream", out var stream) && stream.ValueKind == JsonValueKind.True,
             IncludeUsage = root.TryGetProperty("stream_options", out var options) && options.ValueKind == JsonValueKind.Object
                 && options.TryGetProperty("include_usage", out var include) && include.ValueKind == JsonValueKind.True,
         };
+        return null;
+    }
+
+    /// <summary>
+    /// The output constraint: <c>response_format</c> json_schema (schema at <c>json_schema.schema</c>), json_object
+    /// (llama.cpp also takes a <c>schema</c> beside it), or llama.cpp's top-level <c>json_schema</c>.
+    /// </summary>
+    private static JsonOutput? JsonOutputOf(JsonElement root)
+    {
+        if (root.TryGetProperty("response_format", out var format) && format.ValueKind == JsonValueKind.Object)
+        {
+            switch (String(format, "type"))
+            {
+                case "json_schema":
+                    return new JsonOutput(format.TryGetProperty("json_schema", out var js) && js.ValueKind == JsonValueKind.Object
+                        && js.TryGetProperty("schema", out var schema) && schema.ValueKind == JsonValueKind.Object ? schema.Clone() : null);
+                case "json_object":
+                    return new JsonOutput(format.TryGetProperty("schema", out var inline) && inline.ValueKind == JsonValueKind.Object
+                        ? inline.Clone() : null);
+            }
+        }
+        if (root.TryGetProperty("json_schema", out var topLevel) && topLevel.ValueKind == JsonValueKind.Object)
+        {
+            return new JsonOutput(topLevel.Clone());
+        }
         return null;
     }
 

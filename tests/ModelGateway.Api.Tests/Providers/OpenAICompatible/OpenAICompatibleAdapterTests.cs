@@ -33,7 +33,7 @@ public sealed class OpenAICompatibleAdapterTests
     }
 
     [Fact]
-    public async Task Unknown_fields_pass_through_and_gateway_only_fields_are_stripped()
+    public async Task Unknown_fields_pass_through_and_gateway_only_fields_are_stripped_or_translated()
     {
         var upstream = StubUpstream.Fixture("openai_chat_completion_response.json");
         using var response = await SendAsync("""
@@ -43,7 +43,8 @@ public sealed class OpenAICompatibleAdapterTests
 
         AssertJsonEqual(JsonNode.Parse($$$"""
             {"model":"{{{UpstreamModel}}}","messages":[{"role":"user","content":"hi"}],"seed":7,"logit_bias":{"50256":-100},
-             "provider":{"order":["openai"]}}
+             "provider":{"order":["openai"]},
+             "response_format":{"type":"json_schema","json_schema":{"name":"response","schema":{"type":"object"},"strict":false} } }
             """), upstream.RequestBody);
     }
 
