@@ -121,6 +121,22 @@ internal sealed partial class AdmissionService(
                 var resetIn = TimeSpan.FromMilliseconds((minute + 1) * 60_000 - now.ToUnixTimeMilliseconds());
                 var requestId = Guid.CreateVersion7(now);
                 var expiry = now.ToUnixTimeMilliseconds() + (long)_options.ReservationTimeout.TotalMilliseconds;
+                // The same ticket whether Redis admitted the request or the local fail-open limiter did.
+                AdmissionTicket NewTicket(bool admittedLocally) => new()
+                {
+                    RequestId = requestId,
+                    Caller = caller,
+                    Alias = alias,
+                    Period = period,
+                    Budgeted = tenant.BudgetMicroUsd is not null,
+                    ReservedMicroUsd = tenant.BudgetMicroUsd is null ? 0 : worstCaseMicroUsd,
+                    ReservedTokens = worstCaseTokens,
+                    MinuteWindow = minute,
+                    AdmittedAt = now,
+                    StartedTimestamp = Stopwatch.GetTimestamp(),
+                    ReservationExpiryMs = expiry,
+                    AdmittedLocally = admittedLocally,
+                };
                 RedisResult[] r;
                 try
                 {
@@ -145,21 +161,7 @@ internal sealed partial class AdmissionService(
                     }
                     // Admitted on the local limit. The ticket is an ordinary one: settlement tries Redis (and counts the cost
                     // if it is back), the ledger row is written either way, and a rebuild after Redis lost its data counts it.
-                    var local = new AdmissionTicket
-                    {
-                        RequestId = requestId,
-                        Caller = caller,
-                        Alias = alias,
-                        Period = period,
-                        Budgeted = tenant.BudgetMicroUsd is not null,
-                        ReservedMicroUsd = tenant.BudgetMicroUsd is null ? 0 : worstCaseMicroUsd,
-                        ReservedTokens = worstCaseTokens,
-                        MinuteWindow = minute,
-                        AdmittedAt = now,
-                        StartedTimestamp = Stopwatch.GetTimestamp(),
-                        ReservationExpiryMs = expiry,
-                        AdmittedLocally = true,
-                    };
+                    var local = NewTicket(admittedLocally: true);
                     _inFlight[requestId] = local;
                     admitted = true;
                     LogAdmittedLocally(logger, tenant.Id);
@@ -170,20 +172,7 @@ internal sealed partial class AdmissionService(
                 switch (status)
                 {
                     case 0:
-                        var ticket = new AdmissionTicket
-                        {
-                            RequestId = requestId,
-                            Caller = caller,
-                            Alias = alias,
-                            Period = period,
-                            Budgeted = tenant.BudgetMicroUsd is not null,
-                            ReservedMicroUsd = tenant.BudgetMicroUsd is null ? 0 : worstCaseMicroUsd,
-                            ReservedTokens = worstCaseTokens,
-                            MinuteWindow = minute,
-                            AdmittedAt = now,
-                            StartedTimestamp = Stopwatch.GetTimestamp(),
-                            ReservationExpiryMs = expiry,
-                        };
+                        var ticket = NewTicket(admittedLocally: false);
                         _inFlight[requestId] = ticket;
                         admitted = true;
                         return new AdmissionResult(ticket, null, null, limits);

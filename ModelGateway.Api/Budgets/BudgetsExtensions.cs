@@ -22,7 +22,7 @@ internal static class BudgetsExtensions
         {
             var o = sp.GetRequiredService<IOptions<LedgerOptions>>().Value;
             return new DurableBatchWriter<LedgerRow>(sp.GetRequiredService<IBatchSink<LedgerRow>>(),
-                new BatchWriterSettings("usage-ledger", o.Capacity, o.BatchSize, o.FlushInterval, o.MaxRetryDelay),
+                o.ToSettings("usage-ledger"),
                 sp.GetRequiredService<ILoggerFactory>().CreateLogger("ModelGateway.Api.Ledger"));
         });
         builder.Services.AddHostedService<RedisWarmup>();

@@ -2,24 +2,30 @@ using System.ComponentModel.DataAnnotations;
 
 namespace ModelGateway.Api.Ledger;
 
-/// <summary>Section <c>Ledger</c>: the batched, durable writer of usage rows.</summary>
-public sealed class LedgerOptions
+/// <summary>Sizing of a <see cref="DurableBatchWriter{T}"/>, shared by the sections that configure one (Ledger, Traces).</summary>
+public abstract class BatchWriterOptions
 {
-    public const string SectionName = "Ledger";
-
-    /// <summary>Rows held while Postgres is slow or down (default 20 000). When full, new requests get 503 rather than rows being lost.</summary>
+    /// <summary>Records held while Postgres is slow or down (default 20 000). When full, new requests get 503 rather than records being lost.</summary>
     [Range(1, 10_000_000)]
     public int Capacity { get; set; } = 20_000;
 
-    /// <summary>Rows per insert (default 500).</summary>
+    /// <summary>Records per insert (default 500).</summary>
     [Range(1, 10_000)]
     public int BatchSize { get; set; } = 500;
 
-    /// <summary>How long the writer waits to fill a batch (default 200 ms): the ledger's lag behind the hot path.</summary>
+    /// <summary>How long the writer waits to fill a batch (default 200 ms): how far the store lags behind the hot path.</summary>
     [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00")]
     public TimeSpan FlushInterval { get; set; } = TimeSpan.FromMilliseconds(200);
 
     /// <summary>Longest pause between retries while Postgres is unavailable (default 5 s).</summary>
     [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
     public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(5);
+
+    internal BatchWriterSettings ToSettings(string name) => new(name, Capacity, BatchSize, FlushInterval, MaxRetryDelay);
+}
+
+/// <summary>Section <c>Ledger</c>: the batched, durable writer of usage rows.</summary>
+public sealed class LedgerOptions : BatchWriterOptions
+{
+    public const string SectionName = "Ledger";
 }

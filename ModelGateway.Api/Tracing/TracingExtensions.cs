@@ -16,7 +16,7 @@ internal static class TracingExtensions
         {
             var o = sp.GetRequiredService<IOptions<TraceOptions>>().Value;
             return new DurableBatchWriter<TraceRecord>(sp.GetRequiredService<IBatchSink<TraceRecord>>(),
-                new BatchWriterSettings("traces", o.Capacity, o.BatchSize, o.FlushInterval, o.MaxRetryDelay),
+                o.ToSettings("traces"),
                 sp.GetRequiredService<ILoggerFactory>().CreateLogger("ModelGateway.Api.Tracing"));
         });
         builder.Services.AddHostedService<BatchWriterService<TraceRecord>>();

@@ -57,18 +57,20 @@ public sealed class AppHostTests(AppHostFixture fixture) : IClassFixture<AppHost
 {
     private DistributedApplication App => fixture.App;
 
+    /// <summary>A chat request with the Development tenant's key.</summary>
+    private static HttpRequestMessage Chat(string json)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(json, Encoding.UTF8, "application/json") };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "sk-dev-local");
+        return request;
+    }
+
     [Fact]
     public async Task A_streaming_chat_request_reaches_the_fake_upstream_and_ends_with_done()
     {
         var ct = TestContext.Current.CancellationToken;
         using var client = App.CreateHttpClient("api", "http");
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
-        {
-            Content = new StringContent(
-                """{"model":"chat-default","stream":true,"messages":[{"role":"user","content":"hi"}]}""",
-                Encoding.UTF8, "application/json"),
-        };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "sk-dev-local");
+        using var request = Chat("""{"model":"chat-default","stream":true,"messages":[{"role":"user","content":"hi"}]}""");
         using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
         var body = await response.Content.ReadAsStringAsync(ct);
         Assert.True(response.StatusCode == HttpStatusCode.OK, body);
@@ -84,11 +86,7 @@ public sealed class AppHostTests(AppHostFixture fixture) : IClassFixture<AppHost
         using var client = App.CreateHttpClient("api", "http");
         foreach (var alias in new[] { "chat-default", "chat-anthropic", "chat-local" })
         {
-            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
-            {
-                Content = new StringContent($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"hi"}]}""", Encoding.UTF8, "application/json"),
-            };
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "sk-dev-local");
+            using var request = Chat($$"""{"model":"{{alias}}","messages":[{"role":"user","content":"hi"}]}""");
             using var response = await client.SendAsync(request, ct);
             var body = await response.Content.ReadAsStringAsync(ct);
             Assert.True(response.StatusCode == HttpStatusCode.OK, $"{alias}: {body}");
@@ -102,13 +100,7 @@ public sealed class AppHostTests(AppHostFixture fixture) : IClassFixture<AppHost
     {
         var ct = TestContext.Current.CancellationToken;
         using var client = App.CreateHttpClient("api", "http");
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
-        {
-            Content = new StringContent(
-                """{"model":"chat-default","stream":true,"max_tokens":50,"temperature":0.2,"messages":[{"role":"user","content":"trace me"}]}""",
-                Encoding.UTF8, "application/json"),
-        };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "sk-dev-local");
+        using var request = Chat("""{"model":"chat-default","stream":true,"max_tokens":50,"temperature":0.2,"messages":[{"role":"user","content":"trace me"}]}""");
         using var response = await client.SendAsync(request, ct);
         var body = await response.Content.ReadAsStringAsync(ct);
         Assert.True(response.StatusCode == HttpStatusCode.OK, body);
