@@ -5,8 +5,6 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using ModelGateway.Api.StructuredOutput;
 using ModelGateway.Api.Tests.Support;
-using Npgsql;
-using StackExchange.Redis;
 
 namespace ModelGateway.Api.Tests.StructuredOutput;
 
@@ -482,45 +480,7 @@ public sealed class GatewayStructuredOutputTests(StructuredOutputFixture fx) : I
         return structured;
     }
 
-    private async Task<long> LedgerRowsAsync(long expectAtLeast)
-    {
-        await using var connection = new NpgsqlConnection(fx.PostgresConnectionString);
-        await connection.OpenAsync(Ct);
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
-        long previous = -1;
-        while (true)
-        {
-            await using var cmd = new NpgsqlCommand("SELECT count(*) FROM usage_ledger WHERE tenant_id = 'so'", connection);
-            var rows = (long)(await cmd.ExecuteScalarAsync(Ct))!;
-            if ((rows >= expectAtLeast && rows == previous) || DateTime.UtcNow > deadline)
-            {
-                return rows;
-            }
-            previous = rows;
-            await Task.Delay(200, Ct);
-        }
-    }
+    private Task<long> LedgerRowsAsync(long expectAtLeast) => TenantFootprint.LedgerRowsAsync(fx.PostgresConnectionString, "so", expectAtLeast);
 
-    /// <summary>Every Redis key of tenant <c>so</c> with its value (strings, hashes and sorted sets), sorted.</summary>
-    private async Task<string> RedisSnapshotAsync()
-    {
-        await using var redis = await ConnectionMultiplexer.ConnectAsync(fx.Redis.ConnectionString + ",allowAdmin=true");
-        var server = redis.GetServer(redis.GetEndPoints()[0]);
-        var db = redis.GetDatabase();
-        var lines = new List<string>();
-        await foreach (var key in server.KeysAsync(pattern: "*t:so}*"))
-        {
-            var type = await db.KeyTypeAsync(key);
-            var value = type switch
-            {
-                RedisType.String => (string?)await db.StringGetAsync(key),
-                RedisType.Hash => string.Join(",", (await db.HashGetAllAsync(key)).Select(e => $"{e.Name}={e.Value}").Order()),
-                RedisType.SortedSet => string.Join(",", (await db.SortedSetRangeByRankWithScoresAsync(key)).Select(e => $"{e.Element}={e.Score}")),
-                _ => type.ToString(),
-            };
-            lines.Add($"{key} {type} {value}");
-        }
-        lines.Sort(StringComparer.Ordinal);
-        return string.Join("\n", lines);
-    }
+    private Task<string> RedisSnapshotAsync() => TenantFootprint.RedisTextAsync(fx.Redis.ConnectionString, "so");
 }
