@@ -382,7 +382,7 @@ internal sealed class ChatRequest
             error = OpenAIError.InvalidRequest($"'{name}' must be a number.", name, "invalid_type");
             return false;
         }
-        // A number beyond double's range (1e400) is a number, just out of range: no TryGetValue, same error as 3.
+        // A number beyond double's range (1e400) is still a number, only out of range: invalid_value, like 3 for temperature.
         if (!v.TryGetValue<double>(out var d) || d < min || d > max)
         {
             error = OpenAIError.InvalidRequest($"'{name}' must be between {min} and {max}; got {v.ToJsonString()}.", name, "invalid_value");
