@@ -385,9 +385,11 @@ public sealed class GatewayStructuredOutputTests(StructuredOutputFixture fx) : I
     [MemberData(nameof(InvalidSchemas))]
     public async Task An_invalid_schema_is_a_400_before_any_provider_is_called_and_nothing_is_reserved_or_billed(string fields, string param)
     {
-        // A first request that is admitted and billed, so the tenant's counters and ledger exist.
+        // A first request that is admitted and billed, so the tenant's counters and ledger exist. Its row is waited for
+        // (one more than before it), or a slow flush would land it after the count and look like a row the 400 wrote.
+        var rowsBeforeValid = await LedgerRowsAsync(expectAtLeast: 0);
         Assert.Equal(HttpStatusCode.OK, (await PostAsync(Body("chat-default"), StructuredOutputFixture.BudgetKey)).Status);
-        var ledgerBefore = await LedgerRowsAsync(expectAtLeast: 1);
+        var ledgerBefore = await LedgerRowsAsync(expectAtLeast: rowsBeforeValid + 1);
         var redisBefore = await RedisSnapshotAsync();
         var upstreamBefore = (await fx.Fake.Client.GetFromJsonAsync<JsonElement>("/_fake/stats", Ct)).GetProperty("requests").GetInt64();
 
