@@ -105,7 +105,9 @@ internal static class ChatCompletionsApi
         var tenant = caller.Tenant;
 
         // 2. Read and validate.
-        var (body, readError) = await ReadBodyAsync(context, services.Options.MaxRequestBodyBytes);
+        var (body, readError) = ChatRequest.CheckContentType(context.Request.ContentType) is { } mediaError
+            ? (default, mediaError)
+            : await ReadBodyAsync(context, services.Options.MaxRequestBodyBytes);
         if (readError is not null)
         {
             await readError.WriteResponseAsync(context);

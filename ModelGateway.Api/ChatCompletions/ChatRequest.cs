@@ -15,7 +15,10 @@ internal sealed class ChatRequest
     public const int MaxJsonDepth = 64;
 
     private static readonly JsonNodeOptions NodeOptions = new() { PropertyNameCaseInsensitive = false };
-    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = MaxJsonDepth };
+    // Duplicate names are refused at parse time: JsonObject materialises lazily and throws ArgumentException on the
+    // first access to an object with a repeated name (a 500, possibly after admission, in an adapter), and a repeated
+    // "model" would be read one way here and perhaps another way by a provider.
+    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = MaxJsonDepth, AllowDuplicateProperties = false };
 
     private ChatRequest(JsonObject body, string model, JsonArray messages)
     {
@@ -60,6 +63,29 @@ internal sealed class ChatRequest
         {
             MaxTokens = cap;
         }
+    }
+
+    /// <summary>
+    /// Null when the request's Content-Type is one we parse: JSON (<c>application/json</c> or a <c>+json</c> type) in UTF-8
+    /// (RFC 8259 §8.1), or none at all (hand-written clients); otherwise a 415. A form or text body is refused here, not
+    /// guessed at: <c>curl -d</c> without a Content-Type header sends <c>application/x-www-form-urlencoded</c>.
+    /// </summary>
+    public static OpenAIError? CheckContentType(string? contentType)
+    {
+        if (string.IsNullOrEmpty(contentType))
+        {
+            return null;
+        }
+        if (Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var media)
+            && (media.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
+                || (media.MediaType.StartsWith("application/", StringComparison.OrdinalIgnoreCase) && media.Suffix.Equals("json", StringComparison.OrdinalIgnoreCase)))
+            && (!media.Charset.HasValue || media.Charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase)))
+        {
+            return null;
+        }
+        return new OpenAIError(StatusCodes.Status415UnsupportedMediaType,
+            $"Unsupported Content-Type '{contentType}': send the request body as 'application/json' (UTF-8).",
+            "invalid_request_error", null, "unsupported_media_type");
     }
 
     /// <summary>Parses and validates a request body. Returns null and an error when the body is not a request we accept.</summary>
@@ -121,6 +147,15 @@ internal sealed class ChatRequest
         }
         if (!ValidateMessages(messages, out error))
         {
+            return null;
+        }
+        if (!HasAnyContent(messages))
+        {
+            // Each empty message is allowed (an empty system prompt, an empty tool result), but a request whose messages
+            // are all empty gives the model nothing to answer; providers differ on it (Anthropic refuses empty text), so
+            // it is refused here, before anything is reserved.
+            error = OpenAIError.InvalidRequest("The messages have no content: at least one message must have non-empty content.",
+                "messages", "empty_content");
             return null;
         }
 
@@ -243,6 +278,25 @@ internal sealed class ChatRequest
         return true;
     }
 
+    /// <summary>Whether any message carries something: a non-empty string, a content part, or tool calls.</summary>
+    private static bool HasAnyContent(JsonArray messages)
+    {
+        foreach (var message in messages)
+        {
+            var m = (JsonObject)message!;
+            if (m["content"] switch
+                {
+                    JsonArray parts => parts.Count > 0,
+                    JsonValue text => text.GetValue<string>().Length > 0,
+                    _ => false,
+                } || m["tool_calls"] is JsonArray { Count: > 0 })
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /// <summary>An assistant's <c>tool_calls</c>: objects with a string id and a function with a string name and arguments.</summary>
     private static bool ValidateToolCalls(JsonObject message, int i, out OpenAIError? error)
     {
@@ -323,14 +377,15 @@ internal sealed class ChatRequest
         {
             return true;
         }
-        if (node is not JsonValue v || v.GetValueKind() != JsonValueKind.Number || !v.TryGetValue<double>(out var d) || !double.IsFinite(d))
+        if (node is not JsonValue v || v.GetValueKind() != JsonValueKind.Number)
         {
             error = OpenAIError.InvalidRequest($"'{name}' must be a number.", name, "invalid_type");
             return false;
         }
-        if (d < min || d > max)
+        // A number beyond double's range (1e400) is still a number, only out of range: invalid_value, like 3 for temperature.
+        if (!v.TryGetValue<double>(out var d) || d < min || d > max)
         {
-            error = OpenAIError.InvalidRequest($"'{name}' must be between {min} and {max}; got {d}.", name, "invalid_value");
+            error = OpenAIError.InvalidRequest($"'{name}' must be between {min} and {max}; got {v.ToJsonString()}.", name, "invalid_value");
             return false;
         }
         value = d;
@@ -349,14 +404,26 @@ internal sealed class ChatRequest
             {
                 continue;
             }
-            if (node is not JsonValue v || v.GetValueKind() != JsonValueKind.Number || !v.TryGetValue<long>(out var n))
+            if (node is not JsonValue v || v.GetValueKind() != JsonValueKind.Number)
             {
                 error = OpenAIError.InvalidRequest($"'{name}' must be an integer.", name, "invalid_type");
                 return false;
             }
+            // JSON has one number type: 1e3 is the integer 1000, and 2^64 or 1e400 is an integer out of range (invalid_value)
+            // rather than a non-integer; only a fraction is invalid_type.
+            if (!v.TryGetValue<long>(out var n))
+            {
+                var finite = v.TryGetValue<double>(out var d); // false beyond double's range
+                if (finite && d != Math.Floor(d))
+                {
+                    error = OpenAIError.InvalidRequest($"'{name}' must be an integer.", name, "invalid_type");
+                    return false;
+                }
+                n = finite ? (long)Math.Clamp(d, -1, 1e8) : long.MaxValue;
+            }
             if (n < 1 || n > 10_000_000)
             {
-                error = OpenAIError.InvalidRequest($"'{name}' must be a positive integer no larger than 10000000; got {n}.", name, "invalid_value");
+                error = OpenAIError.InvalidRequest($"'{name}' must be a positive integer no larger than 10000000; got {v.ToJsonString()}.", name, "invalid_value");
                 return false;
             }
             value = value is null ? (int)n : Math.Min(value.Value, (int)n);
@@ -394,6 +461,9 @@ internal sealed class ChatRequest
         }
     }
 
+    private static readonly System.Buffers.SearchValues<char> ToolNameChars =
+        System.Buffers.SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
+
     private static bool TryGetTools(JsonObject body, out JsonArray? tools, out OpenAIError? error)
     {
         tools = null;
@@ -408,16 +478,26 @@ internal sealed class ChatRequest
             error = OpenAIError.InvalidRequest("'tools' must be an array.", "tools", "invalid_type");
             return false;
         }
+        var names = array.Count > 1 ? new HashSet<string>(StringComparer.Ordinal) : null;
         for (var i = 0; i < array.Count; i++)
         {
+            // Names as OpenAI documents them (a-z, A-Z, 0-9, '_' and '-', at most 64); Anthropic asks the same, so a name
+            // every provider would refuse is refused before anything is reserved.
             if (array[i] is not JsonObject tool || tool["type"]?.GetValueKind() != JsonValueKind.String
                 || tool["function"] is not JsonObject function
                 || function["name"] is not JsonValue name || name.GetValueKind() != JsonValueKind.String
-                || name.GetValue<string>().Length is 0 or > 64)
+                || name.GetValue<string>() is not { Length: > 0 and <= 64 } text || text.AsSpan().ContainsAnyExcept(ToolNameChars))
             {
                 error = OpenAIError.InvalidRequest(
-                    $"'tools[{i}]' must be an object with 'type' and 'function.name' (1 to 64 characters).",
+                    $"'tools[{i}]' must be an object with 'type' and 'function.name' (1 to 64 letters, digits, '_' or '-').",
                     $"tools[{i}]", "invalid_value");
+                return false;
+            }
+            if (names is not null && !names.Add(text))
+            {
+                // Two tools of one name: the model's call could not say which was meant.
+                error = OpenAIError.InvalidRequest($"'tools[{i}].function.name' repeats the name '{text}' of an earlier tool.",
+                    $"tools[{i}].function.name", "duplicate_tool_name");
                 return false;
             }
             if (function["parameters"] is { } parameters && parameters is not JsonObject)

@@ -233,11 +233,18 @@ internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWri
 }
 
 /// <summary>Runs a <see cref="DurableBatchWriter{T}"/> for the life of the host and drains it on graceful shutdown.</summary>
-internal sealed class BatchWriterService<T>(DurableBatchWriter<T> writer) : IHostedService, IDisposable
+/// <remarks>
+/// Stopping is idempotent and safe after disposal: a host can be stopped twice at once (WebApplicationFactory stops it while
+/// the application's own Run, woken by the same stop, stops and then disposes it), which threw ObjectDisposedException here.
+/// The token sources are therefore not disposed: no timer or wait handle is ever created on them, so there is nothing to free.
+/// </remarks>
+internal sealed class BatchWriterService<T>(DurableBatchWriter<T> writer) : IHostedService
 {
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _abandon = new();
+    private readonly Lock _gate = new();
     private Task? _loop;
+    private Task? _stopped;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -245,7 +252,15 @@ internal sealed class BatchWriterService<T>(DurableBatchWriter<T> writer) : IHos
         return Task.CompletedTask;
     }
 
-    public async Task StopAsync(CancellationToken cancellationToken)
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return _stopped ??= StopOnceAsync(cancellationToken);
+        }
+    }
+
+    private async Task StopOnceAsync(CancellationToken cancellationToken)
     {
         if (_loop is null)
         {
@@ -256,11 +271,5 @@ internal sealed class BatchWriterService<T>(DurableBatchWriter<T> writer) : IHos
         await _stopping.CancelAsync();
         await using var registration = cancellationToken.Register(() => _abandon.Cancel());
         await _loop;
-    }
-
-    public void Dispose()
-    {
-        _stopping.Dispose();
-        _abandon.Dispose();
     }
 }

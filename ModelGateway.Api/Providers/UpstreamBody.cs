@@ -44,7 +44,8 @@ internal static class UpstreamBody
 
     /// <summary>
     /// Yields the <c>data</c> payload of each server-sent event as it arrives (https://html.spec.whatwg.org/multipage/server-sent-events.html).
-    /// Silence longer than <paramref name="idleTimeout"/> between two events throws a <see cref="TimeoutException"/>.
+    /// Silence longer than <paramref name="idleTimeout"/> between two events throws a <see cref="TimeoutException"/>; time the
+    /// caller spends with an event (relaying it to a slow client) is not the provider's silence and is not counted.
     /// </summary>
     public static async IAsyncEnumerable<byte[]> ReadSseDataAsync(HttpResponseMessage response, TimeSpan idleTimeout,
         [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -69,8 +70,11 @@ internal static class UpstreamBody
             {
                 yield break;
             }
-            idle.CancelAfter(idleTimeout);
+            // The timer measures the provider's silence only: it is off while the caller holds the event (the relay
+            // writing to a slow reader waits here; Server:FlushTimeout bounds that) and restarts for the next read.
+            idle.CancelAfter(Timeout.InfiniteTimeSpan);
             yield return events.Current.Data;
+            idle.CancelAfter(idleTimeout);
         }
     }
 }

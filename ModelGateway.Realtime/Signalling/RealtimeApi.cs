@@ -85,6 +85,11 @@ internal static class RealtimeApi
             sdp = message.Sdp;
         }
 
+        if (sdp?.Length > SdpOffer.MaxSdpLength)
+        {
+            // Too large is the client's size problem (413), not a malformed offer (400), whichever envelope carried it.
+            return Reject(telemetry, "too_large", Error(413, $"The SDP is larger than {SdpOffer.MaxSdpLength} characters.", "invalid_request_error", "request_too_large", "sdp"));
+        }
         SdpOffer offer;
         try
         {

@@ -164,7 +164,7 @@ public sealed class ChatCompletionsServiceTests(GatewayFixture fx) : IClassFixtu
     [InlineData("{\"model\":42,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", 400, "invalid_type", "model")]
     [InlineData("{\"model\":\"chat-default\",\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", 400, "invalid_value", "messages[0].role")]
     [InlineData("{\"model\":\"chat-default\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":-5}", 400, "invalid_value", "max_tokens")]
-    [InlineData("{\"model\":\"chat-default\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":1e400}", 400, "invalid_type", "temperature")]
+    [InlineData("{\"model\":\"chat-default\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":1e400}", 400, "invalid_value", "temperature")]
     [InlineData("{\"model\":\"no-such-model\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", 404, "model_not_found", "model")]
     [InlineData("{\"model\":\"chat-default\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tenant\":\"someone-else\"}", 403, "tenant_mismatch", "tenant")]
     public async Task Bad_input_gets_a_precise_error_and_never_reaches_the_upstream(string body, int status, string code, string? param)

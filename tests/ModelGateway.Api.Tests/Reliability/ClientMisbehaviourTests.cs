@@ -153,6 +153,7 @@ public sealed class ClientMisbehaviourTests(HardenedGateway fx) : IClassFixture<
         {
             sockets.ForEach(s => s.Dispose());
         }
+        TestContext.Current.TestOutputHelper?.WriteLine($"limit {HardenedGateway.MaxConnections}: {served} connections served, connection {served + 1} refused");
         // The fixture's own client may hold a connection or two of the limit.
         Assert.InRange(served, HardenedGateway.MaxConnections - 3, HardenedGateway.MaxConnections);
         await Task.Delay(500, Ct);

@@ -46,8 +46,10 @@ internal sealed class OutageDrill(GatewayApp app, string key, int workers = 4, i
             var started = DateTime.UtcNow;
             try
             {
-                using var response = await app.Client.SendAsync(BudgetCluster.Chat(key, $"request {i % 1000:000}", stream: false), _stop.Token);
-                var text = await response.Content.ReadAsStringAsync(_stop.Token);
+                // Stopping ends the loop, never a request in flight: a request cut by the drill would be billed and traced
+                // (client_disconnected) without being counted here, and the tests compare rows with outcomes exactly.
+                using var response = await app.Client.SendAsync(BudgetCluster.Chat(key, $"request {i % 1000:000}", stream: false), CancellationToken.None);
+                var text = await response.Content.ReadAsStringAsync(CancellationToken.None);
                 string? type = null, code = null;
                 if (response.StatusCode != HttpStatusCode.OK)
                 {

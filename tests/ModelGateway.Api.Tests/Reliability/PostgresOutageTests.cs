@@ -80,8 +80,9 @@ public sealed class PostgresOutageTests(PostgresOutageReplica cluster) : IClassF
         Assert.InRange(during.Count(x => x.Status == 200), 1, PostgresOutageReplica.TraceCapacity);
 
         var (rows, _) = await cluster.LedgerAsync("pgout", served);
-        Assert.Equal(served, rows);
         var traces = await WaitForTracesAsync(traced);
+        TestContext.Current.TestOutputHelper?.WriteLine($"ledger rows={rows} of {served} served (lost {served - rows}); trace rows={traces} of {traced} traced (lost {traced - traces})");
+        Assert.Equal(served, rows);
         Assert.Equal(traced, traces);
     }
 

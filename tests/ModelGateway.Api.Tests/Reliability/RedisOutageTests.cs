@@ -90,6 +90,7 @@ internal static class RedisOutageDrill
         // Zero rows lost, and Redis's spend was rebuilt from the ledger: ledger = Redis, within the budget, budget used up.
         var served = outcomes.Count(x => x.Status == 200);
         var (rows, cost) = await cluster.LedgerAsync("outage", served);
+        TestContext.Current.TestOutputHelper?.WriteLine($"served={served} ledger rows={rows} rows lost={served - rows}; ledger µ$={cost}");
         Assert.Equal(served, rows);
         Assert.Equal(cost, await cluster.RedisSpentAsync("outage", "total"));
         Assert.True(cost <= RedisOutageReplica.BudgetMicro, $"overshoot: {cost} > {RedisOutageReplica.BudgetMicro}");

@@ -52,6 +52,7 @@ public sealed class RequestFuzzTests(GatewayFixture fx) : IClassFixture<GatewayF
                 Assert.Equal(before, await UpstreamRequestsAsync());
             }
         }
+        TestContext.Current.TestOutputHelper?.WriteLine($"{Cases} mutated requests: " + string.Join(", ", statuses.OrderBy(kv => kv.Key).Select(kv => $"HTTP {kv.Key} ×{kv.Value}")));
         // The corpus must exercise both sides, or it proves nothing.
         Assert.True(statuses.GetValueOrDefault(200) > Cases / 20, string.Join(", ", statuses.Select(kv => $"{kv.Key}: {kv.Value}")));
         Assert.True(statuses.Where(kv => kv.Key >= 400).Sum(kv => kv.Value) > Cases / 4, string.Join(", ", statuses.Select(kv => $"{kv.Key}: {kv.Value}")));

@@ -90,6 +90,7 @@ public sealed class TenantIsolationTests(TwoTenantsGateway fx) : IClassFixture<T
         var covered = cases.Select(c => $"{c.Method} {c.Pattern}").ToHashSet();
         var uncovered = mapped.Where(m => !covered.Contains(m)).ToList();
         Assert.True(uncovered.Count == 0, "endpoints without an isolation case: " + string.Join(", ", uncovered));
+        TestContext.Current.TestOutputHelper?.WriteLine($"{mapped.Count} mapped endpoints, {cases.Count} called with another tenant's key");
 
         foreach (var c in cases)
         {

@@ -5,8 +5,6 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using ModelGateway.Api.StructuredOutput;
 using ModelGateway.Api.Tests.Support;
-using Npgsql;
-using StackExchange.Redis;
 
 namespace ModelGateway.Api.Tests.StructuredOutput;
 
@@ -387,9 +385,11 @@ public sealed class GatewayStructuredOutputTests(StructuredOutputFixture fx) : I
     [MemberData(nameof(InvalidSchemas))]
     public async Task An_invalid_schema_is_a_400_before_any_provider_is_called_and_nothing_is_reserved_or_billed(string fields, string param)
     {
-        // A first request that is admitted and billed, so the tenant's counters and ledger exist.
+        // A first request that is admitted and billed, so the tenant's counters and ledger exist. Its row is waited for
+        // (one more than before it), or a slow flush would land it after the count and look like a row the 400 wrote.
+        var rowsBeforeValid = await LedgerRowsAsync(expectAtLeast: 0);
         Assert.Equal(HttpStatusCode.OK, (await PostAsync(Body("chat-default"), StructuredOutputFixture.BudgetKey)).Status);
-        var ledgerBefore = await LedgerRowsAsync(expectAtLeast: 1);
+        var ledgerBefore = await LedgerRowsAsync(expectAtLeast: rowsBeforeValid + 1);
         var redisBefore = await RedisSnapshotAsync();
         var upstreamBefore = (await fx.Fake.Client.GetFromJsonAsync<JsonElement>("/_fake/stats", Ct)).GetProperty("requests").GetInt64();
 
@@ -482,45 +482,7 @@ public sealed class GatewayStructuredOutputTests(StructuredOutputFixture fx) : I
         return structured;
     }
 
-    private async Task<long> LedgerRowsAsync(long expectAtLeast)
-    {
-        await using var connection = new NpgsqlConnection(fx.PostgresConnectionString);
-        await connection.OpenAsync(Ct);
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
-        long previous = -1;
-        while (true)
-        {
-            await using var cmd = new NpgsqlCommand("SELECT count(*) FROM usage_ledger WHERE tenant_id = 'so'", connection);
-            var rows = (long)(await cmd.ExecuteScalarAsync(Ct))!;
-            if ((rows >= expectAtLeast && rows == previous) || DateTime.UtcNow > deadline)
-            {
-                return rows;
-            }
-            previous = rows;
-            await Task.Delay(200, Ct);
-        }
-    }
+    private Task<long> LedgerRowsAsync(long expectAtLeast) => TenantFootprint.LedgerRowsAsync(fx.PostgresConnectionString, "so", expectAtLeast);
 
-    /// <summary>Every Redis key of tenant <c>so</c> with its value (strings, hashes and sorted sets), sorted.</summary>
-    private async Task<string> RedisSnapshotAsync()
-    {
-        await using var redis = await ConnectionMultiplexer.ConnectAsync(fx.Redis.ConnectionString + ",allowAdmin=true");
-        var server = redis.GetServer(redis.GetEndPoints()[0]);
-        var db = redis.GetDatabase();
-        var lines = new List<string>();
-        await foreach (var key in server.KeysAsync(pattern: "*t:so}*"))
-        {
-            var type = await db.KeyTypeAsync(key);
-            var value = type switch
-            {
-                RedisType.String => (string?)await db.StringGetAsync(key),
-                RedisType.Hash => string.Join(",", (await db.HashGetAllAsync(key)).Select(e => $"{e.Name}={e.Value}").Order()),
-                RedisType.SortedSet => string.Join(",", (await db.SortedSetRangeByRankWithScoresAsync(key)).Select(e => $"{e.Element}={e.Score}")),
-                _ => type.ToString(),
-            };
-            lines.Add($"{key} {type} {value}");
-        }
-        lines.Sort(StringComparer.Ordinal);
-        return string.Join("\n", lines);
-    }
+    private Task<string> RedisSnapshotAsync() => TenantFootprint.RedisTextAsync(fx.Redis.ConnectionString, "so");
 }

@@ -29,13 +29,18 @@ public class GatewayFixture : IAsyncLifetime
     /// <summary>Settings a derived fixture adds or overrides.</summary>
     protected virtual IEnumerable<KeyValuePair<string, string?>> ExtraSettings => [];
 
+    /// <summary>Service overrides a derived fixture applies to the gateway (ConfigureTestServices).</summary>
+    protected virtual void ConfigureServices(Microsoft.Extensions.DependencyInjection.IServiceCollection services)
+    {
+    }
+
     public virtual async ValueTask InitializeAsync()
     {
         Redis = await RedisServer.StartAsync();
         Postgres = await PostgresServer.GetSharedAsync();
         PostgresConnectionString = await Postgres.CreateDatabaseAsync("gw");
         var fakeBase = Fake.Client.BaseAddress!.ToString().TrimEnd('/');
-        Gateway = new GatewayApp(BaseSettings(fakeBase, PostgresConnectionString, Redis.ConnectionString).Concat(ExtraSettings));
+        Gateway = new GatewayApp(BaseSettings(fakeBase, PostgresConnectionString, Redis.ConnectionString).Concat(ExtraSettings), ConfigureServices);
         _ = Gateway.Client; // start now, so failures surface in the fixture
     }
 

@@ -92,6 +92,36 @@ public sealed class SignallingApiTests(RealtimeFixture fixture)
         await AssertRejectedWithoutSession(response, HttpStatusCode.BadRequest, "invalid_sdp");
     }
 
+    /// <summary>Malformed offers in either envelope: each a precise 4xx in the OpenAI envelope, and no session.</summary>
+    [Theory]
+    [InlineData("empty SDP body", HttpStatusCode.BadRequest, "invalid_sdp")]
+    [InlineData("empty JSON body", HttpStatusCode.BadRequest, "invalid_json")]
+    [InlineData("JSON without sdp", HttpStatusCode.BadRequest, "invalid_sdp")]
+    [InlineData("text that is not SDP", HttpStatusCode.BadRequest, "invalid_sdp")]
+    [InlineData("SDP without a data-channel m-line", HttpStatusCode.BadRequest, "invalid_sdp")]
+    [InlineData("SDP over the SDP limit", HttpStatusCode.RequestEntityTooLarge, "request_too_large")]
+    [InlineData("SDP over the SDP limit, in JSON", HttpStatusCode.RequestEntityTooLarge, "request_too_large")]
+    [InlineData("body over the body limit", HttpStatusCode.RequestEntityTooLarge, "request_too_large")]
+    public async Task Malformed_offers_get_a_precise_4xx_and_no_session(string kind, HttpStatusCode status, string code)
+    {
+        // A valid offer padded with attribute lines past the SDP limit (64 Ki characters) but under the body limit (twice that).
+        var padded = Offer() + string.Concat(Enumerable.Repeat("a=x-pad:" + new string('p', 90) + "\r\n", 800));
+        HttpContent content = kind switch
+        {
+            "empty SDP body" => new StringContent("", Encoding.UTF8, "application/sdp"),
+            "empty JSON body" => new StringContent("", Encoding.UTF8, "application/json"),
+            "JSON without sdp" => new StringContent("""{"type":"offer"}""", Encoding.UTF8, "application/json"),
+            "text that is not SDP" => new StringContent("Hello, I would like a session please.", Encoding.UTF8, "application/sdp"),
+            "SDP without a data-channel m-line" => new StringContent(Offer(withDataSection: false), Encoding.UTF8, "application/sdp"),
+            "SDP over the SDP limit" => new StringContent(padded, Encoding.UTF8, "application/sdp"),
+            "SDP over the SDP limit, in JSON" => JsonContent.Create(new { type = "offer", sdp = padded }),
+            _ => new StringContent(padded + padded, Encoding.UTF8, "application/sdp"),
+        };
+        using var client = Client();
+        var response = await client.PostAsync("/realtime/offer", content, Ct);
+        await AssertRejectedWithoutSession(response, status, code);
+    }
+
     [Fact]
     public async Task Offer_without_a_data_channel_section_is_400()
     {
