@@ -166,7 +166,7 @@ internal static class ChatCompletionsApi
         }
 
         // 4. Policy.
-        var (_, denied) = await services.Policy.DecideAsync(context, caller, request, route, aborted);
+        var (_, denied) = await services.Policy.DecideAsync(context, caller, request, route, promptTokens, aborted);
         if (denied is not null)
         {
             GatewayMetrics.Refused(tenant.Id, denied.Code ?? "policy_denied");
