@@ -63,9 +63,9 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
 
         using (response)
         {
-            var (completion, bodyFailure) = await UpstreamBody.ReadJsonObjectAsync(response, _maxResponseBytes,
-                target.Provider.IdleTimeout, cancellationToken);
-            return bodyFailure is not null ? bodyFailure : new ProviderCompletion(completion!, TranslateCompletion(completion!, call));
+            var (completion, bodyFailure) = await UpstreamBody.ReadJsonAsync(response, _maxResponseBytes,
+                target.Provider.IdleTimeout, body => ReadCompletion(body, call), cancellationToken);
+            return bodyFailure is not null ? bodyFailure : completion!;
         }
     }
 
@@ -180,11 +180,11 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
     }
 
     /// <summary>
-    /// Adjusts a non-streaming answer in place before it goes to the client and returns its usage. Subclasses fix up
-    /// servers with quirks (llama.cpp reports no model of its own and may omit usage).
+    /// A non-streaming answer from its bytes (a <see cref="JsonException"/> when they are not a JSON object). An OpenAI server's
+    /// answer needs no change: it is scanned for usage and relayed as it came. Subclasses fix up servers with quirks
+    /// (llama.cpp reports no model of its own and may omit usage).
     /// </summary>
-    protected virtual TokenUsage TranslateCompletion(JsonObject completion, ProviderCall call) =>
-        ReadUsage(completion["usage"] as JsonObject);
+    protected virtual ProviderCompletion ReadCompletion(byte[] body, ProviderCall call) => new(body, CompletionScan.Read(body));
 
     /// <summary>Normalises an OpenAI usage object (https://platform.openai.com/docs/api-reference/chat/object#chat/object-usage).</summary>
     protected static TokenUsage ReadUsage(JsonObject? usage)
