@@ -68,7 +68,7 @@ internal sealed class LlamaCppAdapter(IOptions<GatewayOptions> options, ITokenCo
             chunk["model"] = s.Call.Target.Model;
             data = Serialize(chunk);
         }
-        var keep = TranslateChunk(chunk, data, state, out streamEvent);
+        var keep = Classify(data, state, out streamEvent);
         if (streamEvent.ContentDelta is { } delta)
         {
             s.Output.Append(delta);
