@@ -5,6 +5,8 @@
 #
 #   bench/run.sh                 # every scenario, 10 s each after a 2 s warm-up
 #   DURATION=5 CONNS="1 32" bench/run.sh
+#   PROTOS=openai KINDS=json TARGETS="direct yarp gateway" bench/run.sh   # a subset of the scenarios
+#   SOAK=300 bench/run.sh        # soak instead: 5 minutes of load on the gateway, RSS every 10 s (bench/results/soak.json)
 #
 # Pinning (2 cores): the process under test (gateway, YARP or, for "direct", the mock) runs on core 0; wrk, the
 # mock, Redis and Postgres on core 1 (taskset). So CPU figures are the proxy's own; latency includes a shared core.
@@ -14,6 +16,10 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-"1 32 256"}
 TARGETS=${TARGETS:-"direct yarp gateway"}
+PROTOS=${PROTOS:-"openai anthropic"}
+KINDS=${KINDS:-"json stream"}
+# SKIP_BUILD=1 runs the binaries already built.
+GATEWAY_ENV=${GATEWAY_ENV:-}   # extra VAR=value settings for the gateway process only (runtime experiments)
 scripts/install-deps.sh wrk redis-server postgresql procps
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
@@ -22,10 +28,12 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-echo "building (Release)..."
-dotnet build -c Release -nologo -v quiet ModelGateway.Api/ModelGateway.Api.csproj >/dev/null
-dotnet build -c Release -nologo -v quiet tests/ModelGateway.FakeUpstream/ModelGateway.FakeUpstream.csproj >/dev/null
-dotnet build -c Release -nologo -v quiet bench/YarpFloor/YarpFloor.csproj >/dev/null
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  echo "building (Release)..."
+  dotnet build -c Release -nologo -v quiet ModelGateway.Api/ModelGateway.Api.csproj >/dev/null
+  dotnet build -c Release -nologo -v quiet tests/ModelGateway.FakeUpstream/ModelGateway.FakeUpstream.csproj >/dev/null
+  dotnet build -c Release -nologo -v quiet bench/YarpFloor/YarpFloor.csproj >/dev/null
+fi
 
 wait_port() {
   for _ in $(seq 1 600); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done
@@ -55,7 +63,7 @@ taskset -c 0 dotnet bench/YarpFloor/bin/Release/net10.0/YarpFloor.dll --urls htt
   Gateway__Providers__anthropic__BaseUrl=http://127.0.0.1:18081/anthropic Gateway__Providers__anthropic__ApiKey=sk-ant-bench \
   Gateway__Providers__llamacpp__BaseUrl=http://127.0.0.1:18081/llamacpp \
   Logging__LogLevel__Default=Warning \
-  exec taskset -c 0 dotnet ModelGateway.Api.dll) >"$work/gateway.log" 2>&1 & gw=$!; pids+=($gw)
+  exec env $GATEWAY_ENV taskset -c 0 dotnet ModelGateway.Api.dll) >"$work/gateway.log" 2>&1 & gw=$!; pids+=($gw)
 wait_port 18081; wait_port 18082; wait_port 18080
 
 body() { # $1 target $2 kind $3 proto
@@ -83,12 +91,37 @@ curl -sf -o /dev/null "$(url gateway openai)" -H 'Authorization: Bearer sk-dev-l
   -d "$(body gateway json openai)" || { echo "gateway smoke request failed"; tail -50 "$work/gateway.log"; exit 1; }
 
 mkdir -p bench/results
+
+# Soak: one steady load on the gateway (OpenAI JSON), RSS sampled every 10 s; passes when the last minute's highest
+# sample is no higher than the second minute's (issue 9). Results in bench/results/soak.json; the scenarios are not run.
+if [ -n "${SOAK:-}" ]; then
+  bf="$work/body.json"; body gateway json openai > "$bf"
+  BODY_FILE=$bf taskset -c 1 wrk -t2 -c"${SOAK_CONNS:-32}" -d"${SOAK}s" --timeout 10s -s bench/load.lua "$(url gateway openai)" > "$work/soak.out" 2>&1 & load=$!
+  samples=()
+  for ((t = 10; t <= SOAK; t += 10)); do
+    sleep 10
+    samples+=("$(awk '/VmRSS/{printf "%.0f", $2/1024}' /proc/$gw/status)")
+    echo "soak t=${t}s rss_MB=${samples[-1]}"
+  done
+  wait $load || true
+  r=$(grep '^RESULT' "$work/soak.out" || echo "RESULT requests=0 duration_us=1 p50_us=0 p99_us=0 errors=1 non2xx=0")
+  eval "$(printf '%s' "${r#RESULT }" | tr ' ' '\n' | sed 's/^/local_/')"
+  n=${#samples[@]}
+  second=$(printf '%s\n' "${samples[@]:6:6}" | sort -n | tail -1)
+  last=$(printf '%s\n' "${samples[@]:$((n > 6 ? n - 6 : 0))}" | sort -n | tail -1)
+  verdict=$([ "$n" -ge 12 ] && [ "$last" -le "$second" ] && echo pass || echo fail)
+  echo "soak: ${SOAK}s at ${SOAK_CONNS:-32} connections, $local_requests requests, errors $((local_errors + local_non2xx)); second-minute max ${second} MB, last-minute max ${last} MB, peak $(awk '/VmHWM/{printf "%.0f", $2/1024}' /proc/$gw/status) MB: $verdict"
+  printf '{"seconds":%s,"connections":%s,"requests":%s,"errors":%s,"rss_mb_every_10s":[%s],"second_minute_max_mb":%s,"last_minute_max_mb":%s,"verdict":"%s"}\n' \
+    "$SOAK" "${SOAK_CONNS:-32}" "$local_requests" "$((local_errors + local_non2xx))" "$(IFS=,; echo "${samples[*]}")" "${second:-0}" "${last:-0}" "$verdict" > bench/results/soak.json
+  exit 0
+fi
+
 json="bench/results/latest.json"
 echo "[" > "$json"; first=1
 printf '%-8s %-7s %-9s %5s %9s %9s %9s %10s %10s %9s %7s\n' target kind protocol conns req/s p50_ms p99_ms added_p50 added_p99 cpu_us/req rss_MB
 declare -A base50 base99
-for proto in openai anthropic; do
-  for kind in json stream; do
+for proto in $PROTOS; do
+  for kind in $KINDS; do
     for c in $CONNS; do
       for target in $TARGETS; do
         bf="$work/body.json"; body "$target" "$kind" "$proto" > "$bf"

@@ -168,7 +168,7 @@ internal static class ChatCompletionsApi
         }
 
         // 4. Policy.
-        var (_, denied) = await services.Policy.DecideAsync(context, caller, request, route, aborted);
+        var (_, denied) = await services.Policy.DecideAsync(context, caller, request, route, promptTokens, aborted);
         if (denied is not null)
         {
             GatewayMetrics.Refused(tenant.Id, denied.Code ?? "policy_denied");
@@ -306,26 +306,29 @@ internal static class ChatCompletionsApi
             {
                 // Billed from the provider's usage before writing: a client that leaves now has still been served.
                 (bill.Usage, bill.Status, bill.HttpStatus) = (completion.Usage, "ok", 200);
-                var answer = completion.Completion;
-                if (structured is not null)
+                if (structured is null)
                 {
-                    var checkedAnswer = await services.StructuredOutput.EnforceAsync(structured, request, route, completion, bill.Tags, aborted);
-                    if (checkedAnswer.Repair is { } repair)
-                    {
-                        (bill.Repair, bill.Attempts) = (repair, [.. bill.Attempts, .. repair.Attempts.Select(a => a with { Number = a.Number + bill.Attempts.Count })]);
-                    }
-                    if (checkedAnswer.Error is { } invalid)
-                    {
-                        (bill.Status, bill.HttpStatus) = (StructuredOutputErrors.InvalidOutputCode, invalid.StatusCode);
-                        await invalid.WriteResponseAsync(context);
-                        return;
-                    }
-                    answer = checkedAnswer.Completion!;
+                    // Nothing to check: the answer goes out as the adapter has it (an OpenAI server's bytes as they came).
+                    context.Response.StatusCode = 200;
+                    context.Response.ContentType = "application/json";
+                    await completion.WriteToAsync(context.Response.BodyWriter, aborted);
+                    return;
+                }
+                var checkedAnswer = await services.StructuredOutput.EnforceAsync(structured, request, route, completion, bill.Tags, aborted);
+                if (checkedAnswer.Repair is { } repair)
+                {
+                    (bill.Repair, bill.Attempts) = (repair, [.. bill.Attempts, .. repair.Attempts.Select(a => a with { Number = a.Number + bill.Attempts.Count })]);
+                }
+                if (checkedAnswer.Error is { } invalid)
+                {
+                    (bill.Status, bill.HttpStatus) = (StructuredOutputErrors.InvalidOutputCode, invalid.StatusCode);
+                    await invalid.WriteResponseAsync(context);
+                    return;
                 }
                 context.Response.StatusCode = 200;
                 context.Response.ContentType = "application/json";
                 await using var writer = new Utf8JsonWriter(context.Response.BodyWriter);
-                answer.WriteTo(writer);
+                checkedAnswer.Completion!.WriteTo(writer);
                 await writer.FlushAsync(aborted);
             }
             return;

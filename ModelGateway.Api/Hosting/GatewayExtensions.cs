@@ -45,6 +45,9 @@ internal static class GatewayExtensions
             redis.BacklogPolicy = StackExchange.Redis.BacklogPolicy.FailFast;
             // Reconnect attempts start quickly and back off to 5 s, so a restarted Redis is used again within seconds.
             redis.ReconnectRetryPolicy = new StackExchange.Redis.ExponentialRetry(250, 5000);
+            // Replies complete on the .NET thread pool, not on the client's own dedicated I/O threads: one thread hop and
+            // one context switch less per command on a small machine (bench/run.sh, docs/benchmark.md).
+            redis.SocketManager = StackExchange.Redis.SocketManager.ThreadPool;
         });
 
         builder.Services.TryAddSingleton<TenantStore>();

@@ -4,7 +4,6 @@ using ModelGateway.Api.ChatCompletions;
 using ModelGateway.Api.Errors;
 using Route = ModelGateway.Api.Routing.Route;
 using ModelGateway.Api.Tenancy;
-using ModelGateway.Api.Tokenization;
 using ModelGateway.Policy.Rules;
 
 namespace ModelGateway.Api.Policy;
@@ -14,14 +13,16 @@ namespace ModelGateway.Api.Policy;
 /// tenants configured for OPA are decided by the Policy service (<see cref="IPolicyEngine"/> routes between the two).
 /// A denial is a 403 <c>permission_error</c> / <c>policy_denied</c> naming the reasons; a lowered token cap is applied.
 /// </summary>
-internal sealed class PolicyGate(IPolicyEngine engine, ITokenCounter tokens, TimeProvider time)
+internal sealed class PolicyGate(IPolicyEngine engine, TimeProvider time)
 {
-    /// <summary>The decision, or an error to return to the client.</summary>
+    /// <summary>
+    /// The decision, or an error to return to the client. <paramref name="inputTokens"/> is the prompt as the request path
+    /// counted it once for the cost cap and admission (the tokenizer is the dearest step before the upstream call).
+    /// </summary>
     public async ValueTask<(PolicyDecision? Decision, OpenAIError? Error)> DecideAsync(HttpContext context, Caller caller, ChatRequest request,
-        Route route, CancellationToken cancellationToken)
+        Route route, int inputTokens, CancellationToken cancellationToken)
     {
         var policy = caller.Tenant.Policy;
-        var inputTokens = tokens.CountMessages(request.Messages);
         var maxOutput = request.MaxTokens ?? route.DefaultMaxTokens;
         var worstCaseMicroUsd = route.WorstCasePrices.CostMicroUsd(inputTokens, maxOutput);
         var input = new PolicyInput

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace ModelGateway.Api.Providers;
@@ -62,14 +63,66 @@ internal sealed class ProviderFailure(int statusCode, string type, string? code,
     }
 }
 
-/// <summary>A non-streaming answer, already translated to an OpenAI <c>chat.completion</c> object.</summary>
-internal sealed class ProviderCompletion(JsonObject completion, TokenUsage usage) : ProviderResponse
+/// <summary>
+/// A non-streaming answer as an OpenAI <c>chat.completion</c>. It holds either the upstream's own bytes, already an OpenAI
+/// completion that needs no change (scanned once by <see cref="CompletionScan"/> for usage, id, model and finish reason), or a
+/// translated object (Anthropic, llama.cpp). The bytes are written to the client as they came; <see cref="Completion"/> parses
+/// them only for the callers that must look inside (structured output, content capture), and from then on the object is
+/// what gets written, so a caller that changes it changes the answer.
+/// </summary>
+internal sealed class ProviderCompletion : ProviderResponse
 {
-    public JsonObject Completion { get; } = completion;
+    private readonly ReadOnlyMemory<byte> _utf8;
+    private JsonObject? _completion;
 
-    public TokenUsage Usage { get; } = usage;
+    public ProviderCompletion(JsonObject completion, TokenUsage usage)
+    {
+        _completion = completion;
+        Usage = usage;
+        Id = StringOf(completion["id"]);
+        Model = StringOf(completion["model"]);
+        FinishReason = completion["choices"] is JsonArray { Count: > 0 } choices && choices[0] is JsonObject first
+            ? StringOf(first["finish_reason"])
+            : null;
+    }
 
-    public string? FinishReason => Completion["choices"]?[0]?["finish_reason"]?.GetValue<string>();
+    /// <summary>An upstream body that is already the OpenAI answer, as <paramref name="scan"/> found it.</summary>
+    public ProviderCompletion(ReadOnlyMemory<byte> utf8, in CompletionScan scan)
+    {
+        _utf8 = utf8;
+        (Usage, Id, Model, FinishReason) = (scan.Usage, scan.Id, scan.Model, scan.FinishReason);
+    }
+
+    /// <summary>The answer as an object, parsed on first use when it came as bytes.</summary>
+    public JsonObject Completion => _completion ??= (JsonObject)JsonNode.Parse(_utf8.Span)!;
+
+    public TokenUsage Usage { get; }
+
+    /// <summary>The top-level <c>id</c> when it is a string.</summary>
+    public string? Id { get; }
+
+    /// <summary>The top-level <c>model</c> when it is a string.</summary>
+    public string? Model { get; }
+
+    /// <summary>The first choice's <c>finish_reason</c> when it is a string.</summary>
+    public string? FinishReason { get; }
+
+    /// <summary>Writes the answer: the upstream bytes as they came unless the object was asked for.</summary>
+    public ValueTask<System.IO.Pipelines.FlushResult> WriteToAsync(System.IO.Pipelines.PipeWriter writer, CancellationToken cancellationToken)
+    {
+        if (_completion is null)
+        {
+            return writer.WriteAsync(_utf8, cancellationToken);
+        }
+        using (var json = new Utf8JsonWriter(writer))
+        {
+            _completion.WriteTo(json);
+        }
+        return writer.FlushAsync(cancellationToken);
+    }
+
+    private static string? StringOf(JsonNode? node) =>
+        node is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
 }
 
 /// <summary>

@@ -115,21 +115,24 @@ internal static class GenAITelemetry
         {
             return;
         }
-        var json = completion.Completion;
-        if (json["id"]?.GetValueKind() == JsonValueKind.String)
+        if (completion.Id is { } id)
         {
-            activity.SetTag("gen_ai.response.id", json["id"]!.GetValue<string>());
+            activity.SetTag("gen_ai.response.id", id);
         }
-        if (json["model"]?.GetValueKind() == JsonValueKind.String)
+        if (completion.Model is { } model)
         {
-            activity.SetTag("gen_ai.response.model", json["model"]!.GetValue<string>());
+            activity.SetTag("gen_ai.response.model", model);
         }
         if (completion.FinishReason is { } finish)
         {
             activity.SetTag("gen_ai.response.finish_reasons", new[] { finish });
         }
         SetUsage(activity, target, completion.Usage);
-        ContentCapture.Emit(activity, ContentCapture.Output(json));
+        // The output is read (and a relayed answer parsed) only when content capture is on for this span.
+        if (ContentCapture.IsCapturing(activity))
+        {
+            ContentCapture.Emit(activity, ContentCapture.Output(completion.Completion));
+        }
         activity.Stop();
     }
 

@@ -31,17 +31,18 @@ internal sealed class LlamaCppAdapter(IOptions<GatewayOptions> options, ITokenCo
     /// <summary>The README documents <c>max_tokens</c> (and its native <c>n_predict</c>) for the cap.</summary>
     protected override string? MaxTokensField => "max_tokens";
 
-    protected override TokenUsage TranslateCompletion(JsonObject completion, ProviderCall call)
+    protected override ProviderCompletion ReadCompletion(byte[] body, ProviderCall call)
     {
+        var completion = UpstreamBody.ParseObject(body);
         completion["model"] = call.Target.Model;
         if (completion["usage"] is JsonObject usage)
         {
-            return ReadUsage(usage);
+            return new ProviderCompletion(completion, ReadUsage(usage));
         }
         var counted = FromTimings(completion["timings"] as JsonObject)
                       ?? Estimate(call, CompletionText(completion));
         completion["usage"] = counted.ToOpenAIUsage();
-        return counted;
+        return new ProviderCompletion(completion, counted);
     }
 
     protected override StreamState CreateStreamState(ProviderCall call) => new LlamaStreamState(call);
@@ -67,7 +68,7 @@ internal sealed class LlamaCppAdapter(IOptions<GatewayOptions> options, ITokenCo
             chunk["model"] = s.Call.Target.Model;
             data = Serialize(chunk);
         }
-        var keep = TranslateChunk(chunk, data, state, out streamEvent);
+        var keep = Classify(data, state, out streamEvent);
         if (streamEvent.ContentDelta is { } delta)
         {
             s.Output.Append(delta);

@@ -1,6 +1,5 @@
 using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
@@ -63,9 +62,9 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
 
         using (response)
         {
-            var (completion, bodyFailure) = await UpstreamBody.ReadJsonObjectAsync(response, _maxResponseBytes,
-                target.Provider.IdleTimeout, cancellationToken);
-            return bodyFailure is not null ? bodyFailure : new ProviderCompletion(completion!, TranslateCompletion(completion!, call));
+            var (completion, bodyFailure) = await UpstreamBody.ReadJsonAsync(response, _maxResponseBytes,
+                target.Provider.IdleTimeout, body => ReadCompletion(body, call), cancellationToken);
+            return bodyFailure is not null ? bodyFailure : completion!;
         }
     }
 
@@ -180,11 +179,11 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
     }
 
     /// <summary>
-    /// Adjusts a non-streaming answer in place before it goes to the client and returns its usage. Subclasses fix up
-    /// servers with quirks (llama.cpp reports no model of its own and may omit usage).
+    /// A non-streaming answer from its bytes (a <see cref="JsonException"/> when they are not a JSON object). An OpenAI server's
+    /// answer needs no change: it is scanned for usage and relayed as it came. Subclasses fix up servers with quirks
+    /// (llama.cpp reports no model of its own and may omit usage).
     /// </summary>
-    protected virtual TokenUsage TranslateCompletion(JsonObject completion, ProviderCall call) =>
-        ReadUsage(completion["usage"] as JsonObject);
+    protected virtual ProviderCompletion ReadCompletion(byte[] body, ProviderCall call) => new(body, CompletionScan.Read(body));
 
     /// <summary>Normalises an OpenAI usage object (https://platform.openai.com/docs/api-reference/chat/object#chat/object-usage).</summary>
     protected static TokenUsage ReadUsage(JsonObject? usage)
@@ -239,55 +238,24 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
     /// OpenAI sends the usage on a last chunk whose <c>choices</c> is empty.
     /// </summary>
     protected virtual bool TryTranslateChunk(byte[] data, StreamState state, out StreamEvent streamEvent) =>
-        TranslateChunk(ParseChunk(data), data, state, out streamEvent);
+        Classify(data, state, out streamEvent);
 
     protected static JsonObject ParseChunk(ReadOnlySpan<byte> data) =>
         JsonNode.Parse(data) as JsonObject ?? throw new JsonException("A stream event is not a JSON object.");
 
-    /// <summary>Classifies a parsed chunk whose OpenAI JSON is <paramref name="bytes"/>, and notes its usage in <paramref name="state"/>.</summary>
-    protected static bool TranslateChunk(JsonObject node, byte[] bytes, StreamState state, out StreamEvent streamEvent)
+    /// <summary>
+    /// Classifies the OpenAI chunk <paramref name="bytes"/> (<see cref="ChunkScan"/>: one reader pass, no DOM) and notes its
+    /// usage in <paramref name="state"/>. A usage-only chunk without usage is dropped.
+    /// </summary>
+    protected static bool Classify(byte[] bytes, StreamState state, out StreamEvent streamEvent)
     {
-        if (node["error"] is JsonObject)
+        streamEvent = ChunkScan.Read(bytes);
+        if (streamEvent.Kind == StreamEventKind.Error)
         {
-            streamEvent = new StreamEvent(StreamEventKind.Error, bytes);
             return true;
         }
-        TokenUsage? usage = node["usage"] is JsonObject u ? ReadUsage(u) : null;
-        state.SawUsage |= usage is not null;
-        var choices = node["choices"] as JsonArray;
-        if (choices is null || choices.Count == 0)
-        {
-            streamEvent = new StreamEvent(StreamEventKind.Usage, bytes, usage);
-            return usage is not null;
-        }
-        string? finish = null;
-        StringBuilder? delta = null;
-        foreach (var choice in choices)
-        {
-            if (choice?["finish_reason"] is JsonValue f && f.GetValueKind() == JsonValueKind.String)
-            {
-                finish = f.GetValue<string>();
-            }
-            if (choice?["delta"] is JsonObject d)
-            {
-                if (d["content"] is JsonValue content && content.GetValueKind() == JsonValueKind.String)
-                {
-                    (delta ??= new StringBuilder()).Append(content.GetValue<string>());
-                }
-                if (d["tool_calls"] is JsonArray calls)
-                {
-                    foreach (var call in calls)
-                    {
-                        if (call?["function"]?["arguments"] is JsonValue a && a.GetValueKind() == JsonValueKind.String)
-                        {
-                            (delta ??= new StringBuilder()).Append(a.GetValue<string>());
-                        }
-                    }
-                }
-            }
-        }
-        streamEvent = new StreamEvent(StreamEventKind.Chunk, bytes, usage, finish, delta?.ToString());
-        return true;
+        state.SawUsage |= streamEvent.Usage is not null;
+        return streamEvent.Kind == StreamEventKind.Chunk || streamEvent.Usage is not null;
     }
 
     /// <summary>
