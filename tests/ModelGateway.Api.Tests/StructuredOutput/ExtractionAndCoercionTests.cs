@@ -36,7 +36,9 @@ public sealed class ExtractionAndCoercionTests
         var watch = System.Diagnostics.Stopwatch.StartNew();
 
         Assert.False(JsonExtractor.TryExtract(text, out _));
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2), $"took {watch.Elapsed}");
+        // Not a speed test (those are benchmarks): a bound far above a loaded CI machine's worst (~5 s seen) that an
+        // unbounded candidate search over 2 million openings (minutes) still cannot meet.
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"took {watch.Elapsed}");
     }
 
     [Fact]
