@@ -46,7 +46,9 @@ public sealed class RevocationTests(LongCacheReplicas cluster) : IClassFixture<L
         }
         TestContext.Current.TestOutputHelper?.WriteLine($"revocation reached the other replica after {sw.Elapsed.TotalMilliseconds:0} ms");
         Assert.Equal(HttpStatusCode.Unauthorized, await ModelsAsync(cluster.B, key));
-        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(1), $"took {sw.Elapsed}");
+        // The cache lives 60 s here: reaching the other replica within seconds proves the pub/sub invalidation (8 ms seen
+        // on a quiet machine; the bound leaves room for a loaded CI runner).
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5), $"took {sw.Elapsed}");
     }
 
     private static async Task<HttpStatusCode> ModelsAsync(GatewayApp app, string key)
