@@ -8,9 +8,30 @@ internal static class ProviderHttp
 {
     /// <summary>
     /// Sends <paramref name="message"/> and waits for the response headers at most <paramref name="firstByteTimeout"/>.
-    /// Connection failures and timeouts come back as a <see cref="ProviderFailure"/>; the client's cancellation is thrown.
+    /// Connection failures and timeouts come back as a <see cref="ProviderFailure"/>, and so does a non-2xx answer, read
+    /// (and disposed) by the protocol's <paramref name="readFailure"/>; the client's cancellation is thrown. A response
+    /// returned is a success whose body is the caller's to read and dispose.
     /// </summary>
     public static async Task<(HttpResponseMessage? Response, ProviderFailure? Failure)> SendAsync(HttpClient http,
+        HttpRequestMessage message, TimeSpan firstByteTimeout, Func<HttpResponseMessage, CancellationToken, Task<ProviderFailure>> readFailure,
+        CancellationToken cancellationToken)
+    {
+        var (response, failure) = await SendForHeadersAsync(http, message, firstByteTimeout, cancellationToken);
+        if (failure is not null)
+        {
+            return (null, failure);
+        }
+        if (!IsSuccess(response!.StatusCode))
+        {
+            using (response)
+            {
+                return (null, await readFailure(response, cancellationToken));
+            }
+        }
+        return (response, null);
+    }
+
+    private static async Task<(HttpResponseMessage? Response, ProviderFailure? Failure)> SendForHeadersAsync(HttpClient http,
         HttpRequestMessage message, TimeSpan firstByteTimeout, CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

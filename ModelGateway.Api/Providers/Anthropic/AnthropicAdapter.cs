@@ -58,17 +58,10 @@ internal sealed class AnthropicAdapter(IOptions<GatewayOptions> options, TimePro
             message.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
         }
 
-        var (response, failure) = await ProviderHttp.SendAsync(call.Http, message, target.Provider.FirstByteTimeout, cancellationToken);
-        if (failure is not null)
+        var (response, failure) = await ProviderHttp.SendAsync(call.Http, message, target.Provider.FirstByteTimeout, ReadFailureAsync, cancellationToken);
+        if (response is null)
         {
-            return failure;
-        }
-        if (!ProviderHttp.IsSuccess(response!.StatusCode))
-        {
-            using (response)
-            {
-                return await ReadFailureAsync(response, cancellationToken);
-            }
+            return failure!;
         }
 
         var created = time.GetUtcNow().ToUnixTimeSeconds();

@@ -41,18 +41,10 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
         }
         ProviderHttp.AddHeaders(message, target.Provider.Headers);
 
-        var (response, failure) = await ProviderHttp.SendAsync(call.Http, message, target.Provider.FirstByteTimeout, cancellationToken);
-        if (failure is not null)
+        var (response, failure) = await ProviderHttp.SendAsync(call.Http, message, target.Provider.FirstByteTimeout, ReadFailureAsync, cancellationToken);
+        if (response is null)
         {
-            return failure;
-        }
-
-        if (!ProviderHttp.IsSuccess(response!.StatusCode))
-        {
-            using (response)
-            {
-                return await ReadFailureAsync(response, cancellationToken);
-            }
+            return failure!;
         }
 
         if (call.Request.Stream)
