@@ -20,13 +20,17 @@ internal static class ReadApi
         return app;
     }
 
-    private static async Task<IResult> ListAsync(HttpContext context, RequestAuthenticator auth, LedgerQueries ledger, CancellationToken ct)
+    private static Task<IResult> ListAsync(HttpContext context, RequestAuthenticator auth, LedgerQueries ledger, CancellationToken ct) =>
+        ScopedAsync(context, auth, only => ledger.TenantSummariesAsync(only, ct));
+
+    /// <summary>Runs a query over all tenants for the admin key, over the caller's own tenant for a tenant key.</summary>
+    private static async Task<IResult> ScopedAsync<T>(HttpContext context, RequestAuthenticator auth, Func<string?, Task<T>> query) where T : JsonNode
     {
         var (result, caller) = await auth.AuthenticateAsync(context, allowAdmin: true);
         return result switch
         {
-            AuthResult.Admin => Json(await ledger.TenantSummariesAsync(null, ct)),
-            AuthResult.Tenant => Json(await ledger.TenantSummariesAsync(caller!.Tenant.Id, ct)),
+            AuthResult.Admin => Json(await query(null)),
+            AuthResult.Tenant => Json(await query(caller!.Tenant.Id)),
             AuthResult.Flooded => Flooded(context),
             _ => Unauthorized(),
         };
@@ -57,17 +61,8 @@ internal static class ReadApi
         return Json(tenant);
     }
 
-    private static async Task<IResult> StatsAsync(HttpContext context, RequestAuthenticator auth, LedgerQueries ledger, CancellationToken ct)
-    {
-        var (result, caller) = await auth.AuthenticateAsync(context, allowAdmin: true);
-        return result switch
-        {
-            AuthResult.Admin => Json(await ledger.StatsAsync(null, ct)),
-            AuthResult.Tenant => Json(await ledger.StatsAsync(caller!.Tenant.Id, ct)),
-            AuthResult.Flooded => Flooded(context),
-            _ => Unauthorized(),
-        };
-    }
+    private static Task<IResult> StatsAsync(HttpContext context, RequestAuthenticator auth, LedgerQueries ledger, CancellationToken ct) =>
+        ScopedAsync(context, auth, only => ledger.StatsAsync(only, ct));
 
     private static IResult Unauthorized() =>
         TypedResults.Problem("Missing or invalid API key. Pass it as 'Authorization: Bearer <key>'.", statusCode: 401);
