@@ -15,7 +15,7 @@ internal static class AdmissionScripts
     /// Returns {status, rpm used, tpm used, spent, reserved, epoch}: status 0 admitted, 1 rpm, 2 tpm, 3 budget refused,
     /// -1 period not tracked yet (rebuild from the ledger), -2 a rebuild is in progress. Nothing is written unless admitted.
     /// </summary>
-    public static readonly RedisScript Admit = new("""
+    public static readonly RedisScript Admit = new("admit", """
         local rpmLimit = tonumber(ARGV[1])
         local tpmLimit = tonumber(ARGV[2])
         local budget = tonumber(ARGV[3])
@@ -75,7 +75,7 @@ internal static class AdmissionScripts
     /// Releases the reservation, corrects the token window, and adds the actual cost to spent if the period is tracked.
     /// Returns the epoch the cost was counted in ('' = not counted: the period's rebuild will count the ledger row).
     /// </summary>
-    public static readonly RedisScript Settle = new("""
+    public static readonly RedisScript Settle = new("settle", """
         local amount = redis.call('HGET', KEYS[3], ARGV[1])
         if amount then
           if redis.call('DECRBY', KEYS[2], amount) < 0 then redis.call('SET', KEYS[2], 0, 'KEEPTTL') end
@@ -102,7 +102,7 @@ internal static class AdmissionScripts
     /// Sets the marker to pending and spent to 0 unless a marker exists; from then on settlements count into spent (tagged
     /// with the new epoch), and the rebuilder adds the ledger rows not tagged with it. Returns 1 if this caller rebuilds.
     /// </summary>
-    public static readonly RedisScript BeginRebuild = new("""
+    public static readonly RedisScript BeginRebuild = new("begin_rebuild", """
         if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
         redis.call('SET', KEYS[1], 'p:' .. ARGV[1], 'PX', ARGV[2])
         if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[2], 0, 'PX', ARGV[3]) else redis.call('SET', KEYS[2], 0) end
@@ -110,7 +110,7 @@ internal static class AdmissionScripts
         """);
 
     /// <summary>KEYS: 1 marker, 2 spent. ARGV: 1 epoch, 2 ledger sum µ$, 3 period ttl ms. Completes the rebuild if still ours.</summary>
-    public static readonly RedisScript FinishRebuild = new("""
+    public static readonly RedisScript FinishRebuild = new("finish_rebuild", """
         if redis.call('GET', KEYS[1]) ~= 'p:' .. ARGV[1] then return 0 end
         redis.call('INCRBY', KEYS[2], ARGV[2])
         if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[1], 'r:' .. ARGV[1], 'PX', ARGV[3]) else redis.call('SET', KEYS[1], 'r:' .. ARGV[1]) end
@@ -122,7 +122,7 @@ internal static class AdmissionScripts
     /// requests are about to spend. KEYS: 1 reserved total, 2 reservations, 3 expiries, 4 recently settled. ARGV: ttl ms, then
     /// (id, µ$, expiry ms) triples. Idempotent: a reservation that exists or has just settled is left alone.
     /// </summary>
-    public static readonly RedisScript Reregister = new("""
+    public static readonly RedisScript Reregister = new("reregister", """
         for i = 2, #ARGV, 3 do
           if not redis.call('ZSCORE', KEYS[4], ARGV[i]) and redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) == 1 then
             redis.call('INCRBY', KEYS[1], ARGV[i + 1])

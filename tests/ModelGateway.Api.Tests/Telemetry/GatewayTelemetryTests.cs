@@ -193,7 +193,8 @@ public sealed class GatewayTelemetryTests(CaptureFixture fx) : IClassFixture<Cap
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (DateTime.UtcNow < deadline)
         {
-            var found = spans.Where(s => s.Source.Name == "ModelGateway.Api" && s.TraceId.ToHexString() == traceId).ToList();
+            var found = spans.Where(s => s.Source.Name == "ModelGateway.Api" && s.Kind == ActivityKind.Client
+                && s.DisplayName.StartsWith("chat ", StringComparison.Ordinal) && s.TraceId.ToHexString() == traceId).ToList();
             if (found.Count > 0)
             {
                 return Assert.Single(found);

@@ -47,11 +47,12 @@ public sealed class GenAITelemetryTests(TelemetryFixture fx) : IClassFixture<Tel
 
         // The stream's span ends when the relay disposes it, just after the response completes.
         var deadline = DateTime.UtcNow.AddSeconds(5);
-        while (spans.Count(s => s.Source.Name == "ModelGateway.Api") < 2 && DateTime.UtcNow < deadline)
+        while (spans.Count(s => s.Source.Name == "ModelGateway.Api") < 4 && DateTime.UtcNow < deadline)
         {
             await Task.Delay(20, TestContext.Current.CancellationToken);
         }
-        var attempts = spans.Where(s => s.Source.Name == "ModelGateway.Api").OrderBy(s => s.StartTimeUtc).ToList();
+        var attempts = spans.Where(s => s.Source.Name == "ModelGateway.Api" && s.DisplayName.StartsWith("chat ", StringComparison.Ordinal))
+            .OrderBy(s => s.StartTimeUtc).ToList();
         Assert.Equal(2, attempts.Count);
         // The gateway's server span is the child of the client's; the fake upstream's server spans (same process) are deeper.
         var server = Assert.Single(spans, s => s.Kind == ActivityKind.Server && s.ParentSpanId == clientSpanId);
@@ -86,6 +87,19 @@ public sealed class GenAITelemetryTests(TelemetryFixture fx) : IClassFixture<Tel
         Assert.IsType<double>(ok.GetTagItem("model_gateway.reservation_usd"));
         Assert.Equal("dev", server.GetTagItem("model_gateway.tenant.id"));
         Assert.Null(ok.GetTagItem("error.type"));
+
+        // Admission and settlement: one Redis script each, a CLIENT span per run under the server span (database conventions).
+        foreach (var script in new[] { "admit", "settle" })
+        {
+            var redis = Assert.Single(spans, s => s.DisplayName == "EVALSHA " + script);
+            Assert.Equal(ActivityKind.Client, redis.Kind);
+            Assert.Equal(server.SpanId, redis.ParentSpanId);
+            Assert.Equal("redis", redis.GetTagItem("db.system.name"));
+            Assert.Equal("EVALSHA", redis.GetTagItem("db.operation.name"));
+            Assert.Equal(script, redis.GetTagItem("db.stored_procedure.name"));
+            Assert.Equal(ActivityStatusCode.Unset, redis.Status);
+        }
+        Assert.True(spans.Single(s => s.DisplayName == "EVALSHA admit").StartTimeUtc < attempts[0].StartTimeUtc, "admission comes before the first attempt");
 
         // The HTTP call to the provider is a child of its attempt span, so the trace context reaching the provider is the attempt's.
         Assert.Contains(spans, s => s.Source.Name == "System.Net.Http" && s.ParentSpanId == ok.SpanId);
