@@ -19,7 +19,8 @@ internal interface IBatchSink<in T>
 }
 
 /// <summary>Sizing of one <see cref="DurableBatchWriter{T}"/>.</summary>
-internal sealed record BatchWriterSettings(string Name, int Capacity, int BatchSize, TimeSpan FlushInterval, TimeSpan MaxRetryDelay);
+internal sealed record BatchWriterSettings(string Name, int Capacity, int BatchSize, TimeSpan FlushInterval, TimeSpan MaxRetryDelay,
+    int Writers = 1);
 
 /// <summary>
 /// Records written in batches off the hot path and never dropped. Capacity is counted in <em>slots</em>: a caller takes
@@ -30,11 +31,13 @@ internal sealed record BatchWriterSettings(string Name, int Capacity, int BatchS
 /// </summary>
 internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWriterSettings settings, ILogger logger)
 {
-    private readonly Channel<T> _channel = Channel.CreateUnbounded<T>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<T> _channel = Channel.CreateUnbounded<T>(new UnboundedChannelOptions { SingleReader = false });
     private int _slotsInUse;
     private long _enqueued;
     private long _written;
     private long _rejected;
+
+    private static readonly TimeSpan StoppingPoll = TimeSpan.FromMilliseconds(20);
 
     public BatchWriterSettings Settings { get; } = settings;
 
@@ -98,6 +101,17 @@ internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWri
     /// </summary>
     public async Task RunAsync(CancellationToken stopping, CancellationToken abandon)
     {
+        // Several batches in flight (Settings.Writers), each on its own connection: one slow insert does not hold the
+        // buffer back, and the store's work spreads over as many backends.
+        await Task.WhenAll(Enumerable.Range(0, Math.Max(1, Settings.Writers)).Select(_ => Task.Run(() => RunWriterAsync(stopping, abandon))));
+        if (SlotsInUse > 0)
+        {
+            LogAbandoned(logger, Settings.Name, SlotsInUse);
+        }
+    }
+
+    private async Task RunWriterAsync(CancellationToken stopping, CancellationToken abandon)
+    {
         var reader = _channel.Reader;
         var batch = new List<T>(Settings.BatchSize);
         var failures = 0;
@@ -114,8 +128,9 @@ internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWri
                 {
                     try
                     {
-                        // While stopping, poll: the loop ends once the outstanding slots are gone.
-                        var wait = stopping.IsCancellationRequested ? Settings.FlushInterval : Timeout.InfiniteTimeSpan;
+                        // While stopping, poll briefly: the loop ends once the outstanding slots are gone (another writer's
+                        // batch in flight holds slots too, so this writer must look again soon, not after a flush interval).
+                        var wait = stopping.IsCancellationRequested ? StoppingPoll : Timeout.InfiniteTimeSpan;
                         using var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping.IsCancellationRequested ? abandon : stopping, abandon);
                         cts.CancelAfter(wait);
                         await reader.WaitToReadAsync(cts.Token);
@@ -151,17 +166,17 @@ internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWri
                 await WriteOneByOneAsync(batch, abandon);
                 batch.Clear();
             }
-            catch (Exception ex) when (ex is not OperationCanceledException || !abandon.IsCancellationRequested)
+            catch (OperationCanceledException) when (abandon.IsCancellationRequested)
+            {
+                break; // the host's shutdown timeout: what is left is logged as abandoned
+            }
+            catch (Exception ex)
             {
                 failures++;
                 LogWriteFailed(logger, Settings.Name, batch.Count, SlotsInUse, failures, ex.Message);
                 var delay = TimeSpan.FromMilliseconds(Math.Min(Settings.MaxRetryDelay.TotalMilliseconds, 100 * Math.Pow(2, Math.Min(failures, 10))));
                 await DelayQuietlyAsync(delay, abandon);
             }
-        }
-        if (SlotsInUse > 0)
-        {
-            LogAbandoned(logger, Settings.Name, SlotsInUse);
         }
     }
 
@@ -184,7 +199,11 @@ internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWri
                     LogRejected(logger, Settings.Name, sink.Describe(record), ex.Message);
                     break;
                 }
-                catch (Exception ex) when (ex is not OperationCanceledException || !abandon.IsCancellationRequested)
+                catch (OperationCanceledException) when (abandon.IsCancellationRequested)
+            {
+                break; // the host's shutdown timeout: what is left is logged as abandoned
+            }
+            catch (Exception ex)
                 {
                     // The store went away meanwhile: this record is still owed, retry it like any batch.
                     LogWriteFailed(logger, Settings.Name, 1, SlotsInUse, ++attempt, ex.Message);

@@ -21,7 +21,11 @@ public abstract class BatchWriterOptions
     [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
     public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(5);
 
-    internal BatchWriterSettings ToSettings(string name) => new(name, Capacity, BatchSize, FlushInterval, MaxRetryDelay);
+    /// <summary>Batches written at once, each on its own connection (default 2): a slow insert does not stall the buffer.</summary>
+    [Range(1, 16)]
+    public int Writers { get; set; } = 2;
+
+    internal BatchWriterSettings ToSettings(string name) => new(name, Capacity, BatchSize, FlushInterval, MaxRetryDelay, Writers);
 }
 
 /// <summary>Section <c>Ledger</c>: the batched, durable writer of usage rows.</summary>

@@ -95,4 +95,53 @@ public sealed class DurableBatchWriterTests
         await stop.CancelAsync();
         await loop;
     }
+
+    /// <summary>A store whose batches containing 0 wait until released (a slow insert), the others are stored at once.</summary>
+    private sealed class SlowZeroStore : IBatchSink<int>
+    {
+        public ConcurrentQueue<int> Stored { get; } = new();
+        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async Task WriteAsync(IReadOnlyList<int> batch, CancellationToken cancellationToken)
+        {
+            if (batch.Contains(0))
+            {
+                await Release.Task.WaitAsync(cancellationToken);
+            }
+            foreach (var x in batch)
+            {
+                Stored.Enqueue(x);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task With_several_writers_a_slow_batch_does_not_hold_back_the_others_and_every_record_is_stored_once()
+    {
+        var store = new SlowZeroStore();
+        var writer = new DurableBatchWriter<int>(store, new BatchWriterSettings("test", 1000, 10, TimeSpan.FromMilliseconds(5),
+            TimeSpan.FromMilliseconds(50), Writers: 3), NullLogger.Instance);
+        using var stop = new CancellationTokenSource();
+        var loop = Task.Run(() => writer.RunAsync(stop.Token, CancellationToken.None), Ct);
+
+        Queue(writer, [0]); // a batch with the slow record
+        await Task.Delay(50, Ct);
+        Queue(writer, Enumerable.Range(1, 209));
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (store.Stored.Count < 209 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10, Ct);
+        }
+        // Everything after the slow batch is stored while it is still waiting (its batch may have taken a few later records).
+        Assert.DoesNotContain(0, store.Stored);
+        Assert.True(store.Stored.Count >= 200, $"{store.Stored.Count} records stored while one batch was slow");
+        Assert.Equal(210 - store.Stored.Count, writer.SlotsInUse);
+
+        store.Release.SetResult();
+        Assert.True(await writer.FlushAsync(TimeSpan.FromSeconds(10), Ct));
+        Assert.Equal(Enumerable.Range(0, 210), store.Stored.Order());
+        Assert.Equal(0, writer.SlotsInUse);
+        await stop.CancelAsync();
+        await loop;
+    }
 }
