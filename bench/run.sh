@@ -8,6 +8,10 @@
 #   PROTOS=openai KINDS=json TARGETS="direct yarp gateway" bench/run.sh   # a subset of the scenarios
 #   SOAK=300 bench/run.sh        # soak instead: 5 minutes of load on the gateway, RSS every 10 s (bench/results/soak.json)
 #
+# Streams are also timed by bench/StreamProbe (wrk sees whole requests only): the same stream with the mock pacing its
+# events PACE_MS apart (10 ms by default; the fake upstream's fault-slow-chunks), to measure time to first chunk and the
+# largest gap between text chunks, and what the gateway adds to each over the direct run. PROBE=0 skips it.
+#
 # Pinning (2 cores): the process under test (gateway, YARP or, for "direct", the mock) runs on core 0; wrk, the
 # mock, Redis and Postgres on core 1 (taskset). So CPU figures are the proxy's own; latency includes a shared core.
 set -euo pipefail
@@ -19,6 +23,8 @@ TARGETS=${TARGETS:-"direct yarp gateway"}
 PROTOS=${PROTOS:-"openai anthropic"}
 KINDS=${KINDS:-"json stream"}
 # SKIP_BUILD=1 runs the binaries already built.
+PACE_MS=${PACE_MS:-10}
+PROBE=${PROBE:-1}
 GATEWAY_ENV=${GATEWAY_ENV:-}   # extra VAR=value settings for the gateway process only (runtime experiments)
 scripts/install-deps.sh wrk redis-server postgresql procps
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -33,6 +39,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   dotnet build -c Release -nologo -v quiet ModelGateway.Api/ModelGateway.Api.csproj >/dev/null
   dotnet build -c Release -nologo -v quiet tests/ModelGateway.FakeUpstream/ModelGateway.FakeUpstream.csproj >/dev/null
   dotnet build -c Release -nologo -v quiet bench/YarpFloor/YarpFloor.csproj >/dev/null
+  dotnet build -c Release -nologo -v quiet bench/StreamProbe/StreamProbe.csproj >/dev/null
 fi
 
 wait_port() {
@@ -63,7 +70,13 @@ taskset -c 0 dotnet bench/YarpFloor/bin/Release/net10.0/YarpFloor.dll --urls htt
   Gateway__Providers__anthropic__BaseUrl=http://127.0.0.1:18081/anthropic Gateway__Providers__anthropic__ApiKey=sk-ant-bench \
   Gateway__Providers__llamacpp__BaseUrl=http://127.0.0.1:18081/llamacpp \
   Logging__LogLevel__Default=Warning \
-  exec env $GATEWAY_ENV taskset -c 0 dotnet ModelGateway.Api.dll) >"$work/gateway.log" 2>&1 & gw=$!; pids+=($gw)
+  exec env $GATEWAY_ENV \
+  "Gateway__Routes__bench-paced__Targets__0__Provider=openrouter" "Gateway__Routes__bench-paced__Targets__0__Model=fault-slow-chunks@$PACE_MS" \
+  "Gateway__Routes__bench-paced__Targets__0__InputPerMillion=0.15" "Gateway__Routes__bench-paced__Targets__0__OutputPerMillion=0.60" \
+  "Gateway__Routes__bench-paced-anthropic__Targets__0__Provider=anthropic" "Gateway__Routes__bench-paced-anthropic__Targets__0__Model=fault-slow-chunks@$PACE_MS" \
+  "Gateway__Routes__bench-paced-anthropic__Targets__0__InputPerMillion=0.80" "Gateway__Routes__bench-paced-anthropic__Targets__0__OutputPerMillion=4.00" \
+  "Gateway__Routes__bench-paced-anthropic__DefaultMaxTokens=1024" \
+  taskset -c 0 dotnet ModelGateway.Api.dll) >"$work/gateway.log" 2>&1 & gw=$!; pids+=($gw)
 wait_port 18081; wait_port 18082; wait_port 18080
 
 body() { # $1 target $2 kind $3 proto
@@ -73,6 +86,15 @@ body() { # $1 target $2 kind $3 proto
   else
     local model=gpt-4o-mini; [ "$1" = gateway ] && model=$([ "$3" = anthropic ] && echo chat-anthropic || echo chat-default)
     echo "{\"model\":\"$model\"${stream},\"messages\":[{\"role\":\"user\",\"content\":\"hello benchmark\"}]}"
+  fi
+}
+paced_body() { # $1 target $2 proto: a stream of ten words whose events the mock sends PACE_MS apart
+  local model="fault-slow-chunks@$PACE_MS" words="one two three four five six seven eight nine ten"
+  if [ "$1" = gateway ]; then model=$([ "$2" = anthropic ] && echo bench-paced-anthropic || echo bench-paced); fi
+  if [ "$2" = anthropic ] && [ "$1" != gateway ]; then
+    echo "{\"model\":\"$model\",\"max_tokens\":64,\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"$words\"}]}"
+  else
+    echo "{\"model\":\"$model\",\"stream\":true,\"stream_options\":{\"include_usage\":true},\"messages\":[{\"role\":\"user\",\"content\":\"$words\"}]}"
   fi
 }
 url() { # $1 target $2 proto
@@ -91,6 +113,12 @@ curl -sf -o /dev/null "$(url gateway openai)" -H 'Authorization: Bearer sk-dev-l
   -d "$(body gateway json openai)" || { echo "gateway smoke request failed"; tail -50 "$work/gateway.log"; exit 1; }
 
 mkdir -p bench/results
+
+# HOLD=1: everything up, nothing measured; prints the pids and waits (for dotnet-counters, dotnet-trace, dotnet-gcdump).
+if [ "${HOLD:-0}" = 1 ]; then
+  echo "HOLD gateway=$gw (http://127.0.0.1:18080) yarp=$yarp (:18082) mock=$mock (:18081); body: $(body gateway json openai)"
+  wait "$gw"; exit 0
+fi
 
 # Soak: one steady load on the gateway (OpenAI JSON), RSS sampled every 10 s; passes when the last minute's highest
 # sample is no higher than the second minute's (issue 9). Results in bench/results/soak.json; the scenarios are not run.
@@ -119,7 +147,8 @@ fi
 json="bench/results/latest.json"
 echo "[" > "$json"; first=1
 printf '%-8s %-7s %-9s %5s %9s %9s %9s %10s %10s %9s %7s\n' target kind protocol conns req/s p50_ms p99_ms added_p50 added_p99 cpu_us/req rss_MB
-declare -A base50 base99
+declare -A base50 base99 bttfc50 bttfc99 bgap99 bgapmax
+probe_rows=()
 for proto in $PROTOS; do
   for kind in $KINDS; do
     for c in $CONNS; do
@@ -140,16 +169,41 @@ for proto in $PROTOS; do
         a50=$(awk -v x="$local_p50_us" -v b="${base50[$key]:-0}" 'BEGIN{printf "%.3f", (x-b)/1000}')
         a99=$(awk -v x="$local_p99_us" -v b="${base99[$key]:-0}" 'BEGIN{printf "%.3f", (x-b)/1000}')
         errs=$((local_errors + local_non2xx))
+        extra=""
+        if [ "$kind" = stream ] && [ "$PROBE" = 1 ]; then
+          pb="$work/paced.json"; paced_body "$target" "$proto" > "$pb"
+          pr=$(taskset -c 1 dotnet bench/StreamProbe/bin/Release/net10.0/StreamProbe.dll --url "$(url "$target" "$proto")" --body "$pb" \
+            --connections "$c" --duration "$DURATION" --warmup "$WARMUP" 2>&1 | grep '^RESULT' \
+            || echo "RESULT requests=0 errors=1 ttfc_p50_us=0 ttfc_p99_us=0 gap_p50_us=0 gap_p99_us=0 gap_max_us=0 events_per_request=0")
+          eval "$(printf '%s' "${pr#RESULT }" | tr ' ' '\n' | sed 's/^/probe_/')"
+          if [ "$target" = direct ]; then
+            bttfc50[$key]=$probe_ttfc_p50_us; bttfc99[$key]=$probe_ttfc_p99_us; bgap99[$key]=$probe_gap_p99_us; bgapmax[$key]=$probe_gap_max_us
+          fi
+          ms() { awk -v x="$1" -v b="${2:-0}" 'BEGIN{printf "%.3f", (x-b)/1000}'; }
+          probe_rows+=("$(printf '%-8s %-9s %5s %9s %9s %9s %11s %11s %9s %11s %9s %11s %6s' "$target" "$proto" "$c" "$probe_requests" \
+            "$(ms "$probe_ttfc_p50_us")" "$(ms "$probe_ttfc_p99_us")" "$(ms "$probe_ttfc_p50_us" "${bttfc50[$key]}")" "$(ms "$probe_ttfc_p99_us" "${bttfc99[$key]}")" \
+            "$(ms "$probe_gap_p99_us")" "$(ms "$probe_gap_p99_us" "${bgap99[$key]}")" "$(ms "$probe_gap_max_us")" "$(ms "$probe_gap_max_us" "${bgapmax[$key]}")" "$probe_errors")")
+          extra=$(printf ',"paced":{"pace_ms":%s,"requests":%s,"errors":%s,"ttfc_p50_ms":%s,"ttfc_p99_ms":%s,"added_ttfc_p50_ms":%s,"added_ttfc_p99_ms":%s,"largest_gap_p99_ms":%s,"added_largest_gap_p99_ms":%s,"largest_gap_max_ms":%s,"added_largest_gap_max_ms":%s}' \
+            "$PACE_MS" "$probe_requests" "$probe_errors" "$(ms "$probe_ttfc_p50_us")" "$(ms "$probe_ttfc_p99_us")" "$(ms "$probe_ttfc_p50_us" "${bttfc50[$key]}")" \
+            "$(ms "$probe_ttfc_p99_us" "${bttfc99[$key]}")" "$(ms "$probe_gap_p99_us")" "$(ms "$probe_gap_p99_us" "${bgap99[$key]}")" "$(ms "$probe_gap_max_us")" \
+            "$(ms "$probe_gap_max_us" "${bgapmax[$key]}")")
+        fi
         printf '%-8s %-7s %-9s %5s %9s %9.3f %9.3f %10s %10s %9s %7.0f%s\n' "$target" "$kind" "$proto" "$c" "$rps" \
           "$(awk -v x="$local_p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$local_p99_us" 'BEGIN{print x/1000}')" "$a50" "$a99" "$cpu" "$rss" \
           "$([ "$errs" -gt 0 ] && echo "  ERRORS=$errs" || true)"
         [ $first -eq 1 ] || echo "," >> "$json"; first=0
         printf '{"target":"%s","kind":"%s","protocol":"%s","connections":%s,"rps":%s,"p50_ms":%s,"p99_ms":%s,"added_p50_ms":%s,"added_p99_ms":%s,"cpu_us_per_request":%s,"peak_rss_mb":%s,"errors":%s}' \
           "$target" "$kind" "$proto" "$c" "$rps" "$(awk -v x="$local_p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$local_p99_us" 'BEGIN{print x/1000}')" \
-          "$a50" "$a99" "${cpu/nan/null}" "$rss" "$errs" >> "$json"
+          "$a50" "$a99" "${cpu/nan/null}" "$rss" "$errs" | sed "s/}\$/$extra}/" >> "$json"
       done
     done
   done
 done
 echo "]" >> "$json"
+if [ ${#probe_rows[@]} -gt 0 ]; then
+  echo
+  echo "streams paced at ${PACE_MS} ms between events (bench/StreamProbe): time to first text chunk (ttfc) and the largest gap between text chunks per request, ms; added = minus direct"
+  printf '%-8s %-9s %5s %9s %9s %9s %11s %11s %9s %11s %9s %11s %6s\n' target protocol conns requests ttfc_p50 ttfc_p99 added_p50 added_p99 gap_p99 added_gap99 gap_max added_max errors
+  printf '%s\n' "${probe_rows[@]}"
+fi
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); results in $json"
