@@ -18,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
+PRIME=${PRIME:-5}   # seconds of load per protocol and kind on YARP and the gateway before anything is measured
 CONNS=${CONNS:-"1 32 256"}
 TARGETS=${TARGETS:-"direct yarp gateway"}
 PROTOS=${PROTOS:-"openai anthropic"}
@@ -142,6 +143,16 @@ if [ -n "${SOAK:-}" ]; then
   printf '{"seconds":%s,"connections":%s,"requests":%s,"errors":%s,"rss_mb_every_10s":[%s],"second_minute_max_mb":%s,"last_minute_max_mb":%s,"verdict":"%s"}\n' \
     "$SOAK" "${SOAK_CONNS:-32}" "$local_requests" "$((local_errors + local_non2xx))" "$(IFS=,; echo "${samples[*]}")" "${second:-0}" "${last:-0}" "$verdict" > bench/results/soak.json
   exit 0
+fi
+
+# Prime: both .NET processes get PRIME seconds at 32 connections of every protocol and kind measured, so the scenarios time
+# the steady state rather than start-up (JIT, tiering, thread-pool growth, connection pools); start-up is not a scenario.
+if [ "$PRIME" -gt 0 ]; then
+  for proto in $PROTOS; do for kind in $KINDS; do for target in $TARGETS; do
+    [ "$target" = direct ] && continue
+    bf="$work/body.json"; body "$target" "$kind" "$proto" > "$bf"
+    BODY_FILE=$bf taskset -c 1 wrk -t2 -c32 -d"${PRIME}s" -s bench/load.lua "$(url "$target" "$proto")" >/dev/null 2>&1 || true
+  done; done; done
 fi
 
 json="bench/results/latest.json"

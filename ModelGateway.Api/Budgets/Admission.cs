@@ -101,7 +101,7 @@ internal sealed partial class AdmissionService(
         CancellationToken cancellationToken)
     {
         var tenant = caller.Tenant;
-        if (!ledger.TryReserveSlot())
+        if (!await ledger.ReserveSlotAsync(cancellationToken))
         {
             LogLedgerFull(logger, ledger.SlotsInUse);
             return new AdmissionResult(null, new OpenAIError(503,

@@ -74,7 +74,7 @@ internal static class ChatCompletionsApi
         Activity.Current?.SetTag("model_gateway.tenant.id", caller.Tenant.Id);
         // The trace's slot is taken before any work, like the ledger's: a trace promised always has room, and when the
         // store is down and the buffer full the request is refused instead of its trace being lost.
-        if (!services.Traces.TryReserveSlot())
+        if (!await services.Traces.ReserveSlotAsync(context.RequestAborted))
         {
             GatewayMetrics.Refused(caller.Tenant.Id, "trace_unavailable");
             await new OpenAIError(503, "The gateway cannot record traces right now (its trace store is unavailable and the buffer is full); retry shortly.",

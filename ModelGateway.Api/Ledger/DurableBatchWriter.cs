@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 
 namespace ModelGateway.Api.Ledger;
@@ -20,7 +21,7 @@ internal interface IBatchSink<in T>
 
 /// <summary>Sizing of one <see cref="DurableBatchWriter{T}"/>.</summary>
 internal sealed record BatchWriterSettings(string Name, int Capacity, int BatchSize, TimeSpan FlushInterval, TimeSpan MaxRetryDelay,
-    int Writers = 1);
+    int Writers = 1, TimeSpan SlotWait = default);
 
 /// <summary>
 /// Records written in batches off the hot path and never dropped. Capacity is counted in <em>slots</em>: a caller takes
@@ -33,6 +34,7 @@ internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWri
 {
     private readonly Channel<T> _channel = Channel.CreateUnbounded<T>(new UnboundedChannelOptions { SingleReader = false });
     private int _slotsInUse;
+    private TaskCompletionSource _roomFreed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _enqueued;
     private long _written;
     private long _rejected;
@@ -66,8 +68,48 @@ internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWri
         }
     }
 
+    /// <summary>
+    /// Takes a slot, waiting up to <see cref="BatchWriterSettings.SlotWait"/> for one when the buffer is full: a store
+    /// that is merely slower than the traffic slows the traffic down (requests wait for room) instead of refusing it,
+    /// and only a store that frees nothing in that time (down, or far behind) gets requests refused.
+    /// </summary>
+    public async ValueTask<bool> ReserveSlotAsync(CancellationToken cancellationToken)
+    {
+        if (TryReserveSlot())
+        {
+            return true;
+        }
+        var deadline = Stopwatch.GetTimestamp() + (long)(Settings.SlotWait.TotalSeconds * Stopwatch.Frequency);
+        while (Stopwatch.GetTimestamp() < deadline)
+        {
+            var freed = _roomFreed.Task;
+            if (TryReserveSlot())
+            {
+                return true;
+            }
+            try
+            {
+                await freed.WaitAsync(Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline), cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                break;
+            }
+        }
+        return TryReserveSlot();
+    }
+
     /// <summary>Gives back a slot whose record will not be produced after all.</summary>
-    public void ReleaseSlot() => Interlocked.Decrement(ref _slotsInUse);
+    public void ReleaseSlot() => FreeSlots(1);
+
+    private void FreeSlots(int count)
+    {
+        Interlocked.Add(ref _slotsInUse, -count);
+        if (Settings.SlotWait > TimeSpan.Zero)
+        {
+            Interlocked.Exchange(ref _roomFreed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        }
+    }
 
     /// <summary>Queues a record for which <see cref="TryReserveSlot"/> succeeded. Never blocks, never drops.</summary>
     public void Write(T record)
@@ -151,7 +193,7 @@ internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWri
             {
                 await sink.WriteAsync(batch, abandon);
                 Interlocked.Add(ref _written, batch.Count);
-                Interlocked.Add(ref _slotsInUse, -batch.Count);
+                FreeSlots(batch.Count);
                 if (failures > 0)
                 {
                     LogRecovered(logger, Settings.Name, failures, batch.Count);
@@ -214,7 +256,7 @@ internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWri
                     }
                 }
             }
-            Interlocked.Decrement(ref _slotsInUse);
+            FreeSlots(1);
         }
     }
 

@@ -25,7 +25,14 @@ public abstract class BatchWriterOptions
     [Range(1, 16)]
     public int Writers { get; set; } = 2;
 
-    internal BatchWriterSettings ToSettings(string name) => new(name, Capacity, BatchSize, FlushInterval, MaxRetryDelay, Writers);
+    /// <summary>
+    /// How long a request waits for room when the buffer is full (default 1 s) before it is refused with 503: a store that
+    /// is only slower than the traffic then slows the traffic instead of failing it.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:00:30")]
+    public TimeSpan SlotWait { get; set; } = TimeSpan.FromSeconds(1);
+
+    internal BatchWriterSettings ToSettings(string name) => new(name, Capacity, BatchSize, FlushInterval, MaxRetryDelay, Writers, SlotWait);
 }
 
 /// <summary>Section <c>Ledger</c>: the batched, durable writer of usage rows.</summary>

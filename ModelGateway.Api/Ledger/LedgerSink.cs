@@ -1,3 +1,4 @@
+using ModelGateway.Api.Storage;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -81,6 +82,6 @@ internal sealed class LedgerSink(NpgsqlDataSource db) : IBatchSink<LedgerRow>
         cmd.Parameters.AddWithValue("estimated", estimated);
         cmd.Parameters.AddWithValue("epochs", NpgsqlDbType.Array | NpgsqlDbType.Text, epochs);
         cmd.Parameters.AddWithValue("times", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, times);
-        await cmd.ExecuteNonQueryAsync(cancellationToken);
+        await PostgresData.ExecuteOnOwnThreadAsync(cmd, cancellationToken);
     }
 }

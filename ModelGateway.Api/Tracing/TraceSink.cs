@@ -92,7 +92,7 @@ internal sealed class TraceSink(NpgsqlDataSource db) : IBatchSink<TraceRecord>
         cmd.Parameters.AddWithValue("costs", costs);
         cmd.Parameters.AddWithValue("streams", streams);
         cmd.Parameters.AddWithValue("structured", NpgsqlDbType.Array | NpgsqlDbType.Jsonb, structured);
-        await cmd.ExecuteNonQueryAsync(cancellationToken);
+        await PostgresData.ExecuteOnOwnThreadAsync(cmd, cancellationToken);
     }
 
     private static string AttemptsJson(IReadOnlyList<AttemptRecord> attempts, ArrayBufferWriter<byte> buffer)

@@ -144,4 +144,31 @@ public sealed class DurableBatchWriterTests
         await stop.CancelAsync();
         await loop;
     }
+
+    [Fact]
+    public async Task A_full_buffer_makes_a_request_wait_for_room_and_refuses_it_only_when_none_frees_in_time()
+    {
+        var store = new Store { Down = true };
+        var writer = new DurableBatchWriter<int>(store, new BatchWriterSettings("test", 5, 10, TimeSpan.FromMilliseconds(5),
+            TimeSpan.FromMilliseconds(50), SlotWait: TimeSpan.FromMilliseconds(300)), NullLogger.Instance);
+        using var stop = new CancellationTokenSource();
+        var loop = Task.Run(() => writer.RunAsync(stop.Token, CancellationToken.None), Ct);
+        Queue(writer, [1, 2, 3, 4, 5]);
+
+        // The store frees nothing: refused after the wait, not at once and not never.
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        Assert.False(await writer.ReserveSlotAsync(Ct));
+        Assert.InRange(sw.ElapsedMilliseconds, 250, 5000);
+
+        // The store comes back while a request waits: it gets the room the written batch frees.
+        var waiting = writer.ReserveSlotAsync(Ct).AsTask();
+        await Task.Delay(50, Ct);
+        Assert.False(waiting.IsCompleted);
+        store.Down = false;
+        Assert.True(await waiting);
+        Assert.Equal(1, writer.SlotsInUse);
+        writer.ReleaseSlot();
+        await stop.CancelAsync();
+        await loop;
+    }
 }
