@@ -229,7 +229,10 @@ internal sealed partial class AdmissionService(
     /// <summary>
     /// Replaces the reservation with the actual cost and appends the ledger row. Runs on every exit of an admitted request
     /// (answer, stream end, failure, client disconnect); never throws: if Redis is unreachable the reservation expires on its
-    /// own and the row is still written (counted by the next rebuild if Redis lost the period).
+    /// own and the row is still written (counted by the next rebuild if Redis lost the period). The script is sent before the
+    /// returned task first yields, so a caller may end its response without awaiting the reply: Redis runs commands in the
+    /// order this connection sends them, and any admission sent afterwards (the same client's next request included) sees
+    /// this settlement. The ledger slot stays taken until the row is queued, so shutdown still waits for it.
     /// </summary>
     public async Task SettleAsync(AdmissionTicket ticket, Settlement settlement)
     {
@@ -252,6 +255,11 @@ internal sealed partial class AdmissionService(
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             LogSettleFailed(logger, tenant.Id, ex.Message);
+        }
+        catch (Exception ex)
+        {
+            // Settlement completes off the request (see ChatCompletionsApi): nothing may escape unobserved.
+            LogSettleFaulted(logger, ex, tenant.Id);
         }
         finally
         {
@@ -370,6 +378,9 @@ internal sealed partial class AdmissionService(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Settlement for tenant {Tenant} could not reach Redis; the reservation will expire and the ledger row is kept: {Reason}")]
     private static partial void LogSettleFailed(ILogger logger, string tenant, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Settlement for tenant {Tenant} failed; the reservation will expire and the ledger row is kept")]
+    private static partial void LogSettleFaulted(ILogger logger, Exception exception, string tenant);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Spend of tenant {Tenant} for period {Period} rebuilt from the ledger: {SumMicroUsd} µ$ (completed: {Completed})")]
     private static partial void LogRebuilt(ILogger logger, string tenant, string period, long sumMicroUsd, bool completed);

@@ -135,9 +135,10 @@ public sealed class BadInputTests(BadInputGateway fx) : IClassFixture<BadInputGa
     public async Task Bad_input_gets_a_precise_4xx_and_changes_nothing(string name)
     {
         var expected = Table[name];
+        // The ledger first: a served request's row is queued after its settlement's reply, so once the rows are in, Redis is settled.
+        var ledgerBefore = await TenantFootprint.LedgerRowsAsync(fx.PostgresConnectionString, BadInputGateway.Tenant, expectAtLeast: 1);
         var redisBefore = await TenantFootprint.RedisAsync(fx.Redis.ConnectionString, BadInputGateway.Tenant);
         var upstreamBefore = await UpstreamRequestsAsync();
-        var ledgerBefore = await TenantFootprint.LedgerRowsAsync(fx.PostgresConnectionString, BadInputGateway.Tenant, expectAtLeast: 1);
         var clock = Stopwatch.StartNew();
 
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = expected.Content() };
