@@ -38,10 +38,11 @@ public sealed class DurableBatchWriterTests
         public string Describe(int record) => $"#{record}";
     }
 
-    private static (DurableBatchWriter<int> Writer, Task Loop, CancellationTokenSource Stop) Start(Store store, int capacity = 100)
+    private static (DurableBatchWriter<int> Writer, Task Loop, CancellationTokenSource Stop) Start(IBatchSink<int> store, int capacity = 100,
+        int writers = 1, TimeSpan slotWait = default)
     {
         var writer = new DurableBatchWriter<int>(store, new BatchWriterSettings("test", capacity, 10, TimeSpan.FromMilliseconds(5),
-            TimeSpan.FromMilliseconds(50)), NullLogger.Instance);
+            TimeSpan.FromMilliseconds(50), writers, slotWait), NullLogger.Instance);
         var stop = new CancellationTokenSource();
         var loop = Task.Run(() => writer.RunAsync(stop.Token, CancellationToken.None), Ct);
         return (writer, loop, stop);
@@ -119,10 +120,7 @@ public sealed class DurableBatchWriterTests
     public async Task With_several_writers_a_slow_batch_does_not_hold_back_the_others_and_every_record_is_stored_once()
     {
         var store = new SlowZeroStore();
-        var writer = new DurableBatchWriter<int>(store, new BatchWriterSettings("test", 1000, 10, TimeSpan.FromMilliseconds(5),
-            TimeSpan.FromMilliseconds(50), Writers: 3), NullLogger.Instance);
-        using var stop = new CancellationTokenSource();
-        var loop = Task.Run(() => writer.RunAsync(stop.Token, CancellationToken.None), Ct);
+        var (writer, loop, stop) = Start(store, capacity: 1000, writers: 3);
 
         Queue(writer, [0]); // a batch with the slow record
         await Task.Delay(50, Ct);
@@ -149,10 +147,7 @@ public sealed class DurableBatchWriterTests
     public async Task A_full_buffer_makes_a_request_wait_for_room_and_refuses_it_only_when_none_frees_in_time()
     {
         var store = new Store { Down = true };
-        var writer = new DurableBatchWriter<int>(store, new BatchWriterSettings("test", 5, 10, TimeSpan.FromMilliseconds(5),
-            TimeSpan.FromMilliseconds(50), SlotWait: TimeSpan.FromMilliseconds(300)), NullLogger.Instance);
-        using var stop = new CancellationTokenSource();
-        var loop = Task.Run(() => writer.RunAsync(stop.Token, CancellationToken.None), Ct);
+        var (writer, loop, stop) = Start(store, capacity: 5, slotWait: TimeSpan.FromMilliseconds(300));
         Queue(writer, [1, 2, 3, 4, 5]);
 
         // The store frees nothing: refused after the wait, not at once and not never.
