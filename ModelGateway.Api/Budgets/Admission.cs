@@ -15,6 +15,9 @@ namespace ModelGateway.Api.Budgets;
 internal sealed class AdmissionTicket
 {
     public required Guid RequestId { get; init; }
+
+    /// <summary>The request id as the reservation's field in Redis (32 hex digits), written once for admission and settlement.</summary>
+    public required string ReservationField { get; init; }
     public required Caller Caller { get; init; }
     public required string Alias { get; init; }
     public required BudgetPeriod Period { get; init; }
@@ -116,15 +119,17 @@ internal sealed partial class AdmissionService(
             {
                 var now = time.GetUtcNow();
                 var period = BudgetPeriod.For(tenant.BudgetPeriod, now);
-                var keys = new TenantKeys(_options.RedisKeyPrefix, tenant.Id, period);
+                var keys = KeysFor(tenant.Id, period);
                 var minute = now.ToUnixTimeMilliseconds() / 60_000;
                 var resetIn = TimeSpan.FromMilliseconds((minute + 1) * 60_000 - now.ToUnixTimeMilliseconds());
                 var requestId = Guid.CreateVersion7(now);
+                var reservationField = requestId.ToString("N");
                 var expiry = now.ToUnixTimeMilliseconds() + (long)_options.ReservationTimeout.TotalMilliseconds;
                 // The same ticket whether Redis admitted the request or the local fail-open limiter did.
                 AdmissionTicket NewTicket(bool admittedLocally) => new()
                 {
                     RequestId = requestId,
+                    ReservationField = reservationField,
                     Caller = caller,
                     Alias = alias,
                     Period = period,
@@ -143,7 +148,7 @@ internal sealed partial class AdmissionService(
                     r = (RedisResult[])(await AdmissionScripts.Admit.EvaluateAsync(redis.GetDatabase(),
                         [keys.Rpm(minute), keys.Tpm(minute), keys.Spent, keys.Reserved, keys.Reservations, keys.Expiries, keys.Marker],
                         [tenant.RequestsPerMinute ?? 0, tenant.TokensPerMinute ?? 0, tenant.BudgetMicroUsd ?? -1, worstCaseMicroUsd,
-                            worstCaseTokens, requestId.ToString("N"), now.ToUnixTimeMilliseconds(), expiry, 120_000,
+                            worstCaseTokens, reservationField, now.ToUnixTimeMilliseconds(), expiry, 120_000,
                             (long)_options.ReservationTimeout.TotalMilliseconds * 2]))!;
                 }
                 catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -241,14 +246,14 @@ internal sealed partial class AdmissionService(
             return;
         }
         var tenant = ticket.Caller.Tenant;
-        var keys = new TenantKeys(_options.RedisKeyPrefix, tenant.Id, ticket.Period);
+        var keys = KeysFor(tenant.Id, ticket.Period);
         string? epoch = null;
         try
         {
             var tokenDelta = tenant.TokensPerMinute is null ? 0 : settlement.Usage.TotalTokens - ticket.ReservedTokens;
             var result = await AdmissionScripts.Settle.EvaluateAsync(redis.GetDatabase(),
                 [keys.Spent, keys.Reserved, keys.Reservations, keys.Expiries, keys.Marker, keys.Tpm(ticket.MinuteWindow), keys.Settled],
-                [ticket.RequestId.ToString("N"), settlement.CostMicroUsd, tokenDelta, time.GetUtcNow().ToUnixTimeMilliseconds()]);
+                [ticket.ReservationField, settlement.CostMicroUsd, tokenDelta, time.GetUtcNow().ToUnixTimeMilliseconds()]);
             var s = (string?)result;
             epoch = string.IsNullOrEmpty(s) ? null : s;
         }
@@ -279,7 +284,7 @@ internal sealed partial class AdmissionService(
         var rdb = redis.GetDatabase();
         foreach (var name in BudgetPeriod.Names)
         {
-            var keys = new TenantKeys(_options.RedisKeyPrefix, tenantId, BudgetPeriod.For(name, now));
+            var keys = KeysFor(tenantId, BudgetPeriod.For(name, now));
             await rdb.KeyDeleteAsync([keys.Marker, keys.Spent]);
         }
     }
@@ -351,20 +356,68 @@ internal sealed partial class AdmissionService(
         }
     }
 
-    /// <summary>The Redis keys of one tenant and period. The <c>{t:...}</c> hash tag keeps them in one cluster slot.</summary>
-    private readonly struct TenantKeys(string prefix, string tenantId, BudgetPeriod period)
+    /// <summary>The Redis keys of a tenant's period, built once per replica and period rather than on every request.</summary>
+    private TenantKeys KeysFor(string tenantId, BudgetPeriod period)
     {
-        private readonly string _base = prefix + "{t:" + tenantId + "}:";
-        private readonly string _period = period.Id;
+        if (_keys.TryGetValue((tenantId, period.Id), out var keys))
+        {
+            return keys;
+        }
+        if (_keys.Count >= MaxCachedKeySets)
+        {
+            _keys.Clear(); // old periods and deleted tenants: rebuilt on demand, so a clear is only a little work
+        }
+        return _keys.GetOrAdd((tenantId, period.Id), static (k, prefix) => new TenantKeys(prefix, k.Tenant, k.Period), _options.RedisKeyPrefix);
+    }
 
-        public RedisKey Rpm(long minute) => _base + "rpm:" + minute.ToString(CultureInfo.InvariantCulture);
-        public RedisKey Tpm(long minute) => _base + "tpm:" + minute.ToString(CultureInfo.InvariantCulture);
-        public RedisKey Spent => _base + "spent:" + _period;
-        public RedisKey Marker => _base + "mark:" + _period;
-        public RedisKey Reserved => _base + "reserved:" + _period;
-        public RedisKey Reservations => _base + "resv:" + _period;
-        public RedisKey Expiries => _base + "resvexp:" + _period;
-        public RedisKey Settled => _base + "settled";
+    private const int MaxCachedKeySets = 10_000;
+    private readonly ConcurrentDictionary<(string Tenant, string Period), TenantKeys> _keys = new();
+
+    /// <summary>The Redis keys of one tenant and period. The <c>{t:...}</c> hash tag keeps them in one cluster slot.</summary>
+    private sealed class TenantKeys
+    {
+        private readonly string _base;
+        private MinuteKeys? _minute;
+
+        public TenantKeys(string prefix, string tenantId, string periodId)
+        {
+            _base = prefix + "{t:" + tenantId + "}:";
+            Spent = _base + "spent:" + periodId;
+            Marker = _base + "mark:" + periodId;
+            Reserved = _base + "reserved:" + periodId;
+            Reservations = _base + "resv:" + periodId;
+            Expiries = _base + "resvexp:" + periodId;
+            Settled = _base + "settled";
+        }
+
+        public RedisKey Spent { get; }
+        public RedisKey Marker { get; }
+        public RedisKey Reserved { get; }
+        public RedisKey Reservations { get; }
+        public RedisKey Expiries { get; }
+        public RedisKey Settled { get; }
+
+        public RedisKey Rpm(long minute) => Window(minute).Rpm;
+        public RedisKey Tpm(long minute) => Window(minute).Tpm;
+
+        /// <summary>The rate-limit keys of one UTC minute; the current minute's are kept (a race only builds them twice).</summary>
+        private MinuteKeys Window(long minute)
+        {
+            var current = _minute;
+            if (current?.Minute == minute)
+            {
+                return current;
+            }
+            var m = minute.ToString(CultureInfo.InvariantCulture);
+            var built = new MinuteKeys(minute, _base + "rpm:" + m, _base + "tpm:" + m);
+            if (current is null || minute > current.Minute)
+            {
+                _minute = built;
+            }
+            return built;
+        }
+
+        private sealed record MinuteKeys(long Minute, RedisKey Rpm, RedisKey Tpm);
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Admission refused: Redis unavailable ({Reason})")]

@@ -18,13 +18,14 @@ namespace ModelGateway.Api.Budgets;
 internal sealed class RedisScript(string name, string source)
 {
     private readonly byte[] _sha1 = SHA1.HashData(Encoding.UTF8.GetBytes(source));
+    private readonly string _spanName = "EVALSHA " + name;
 
     public string Name { get; } = name;
     public string Source { get; } = source;
 
     public async Task<RedisResult> EvaluateAsync(IDatabase db, RedisKey[] keys, RedisValue[] args)
     {
-        using var span = Telemetry.GenAITelemetry.Source.StartActivity("EVALSHA " + Name, ActivityKind.Client);
+        using var span = Telemetry.GenAITelemetry.Source.StartActivity(_spanName, ActivityKind.Client);
         if (span is not null)
         {
             span.SetTag("db.system.name", "redis");

@@ -88,10 +88,29 @@ internal static class GatewayExtensions
                 // A client that leaves mid-stream must close the upstream connection now, not drain the rest of the answer.
                 MaxResponseDrainSize = 0,
             })
-            .SetHandlerLifetime(Timeout.InfiniteTimeSpan);
+            .SetHandlerLifetime(Timeout.InfiniteTimeSpan)
+            // Per-request cost that buys nothing here (issue 9: measured in allocations per request): the factory's logging
+            // handlers (a log scope and a redacted URI string per call; the access log and the attempt spans say it all), and
+            // service discovery, which resolves and rewrites every request's URI although provider base URLs are concrete
+            // (an operator's OpenRouter/Anthropic/llama.cpp address, or the fake upstream's endpoint the AppHost passes in).
+            .RemoveAllLoggers()
+            .ConfigureAdditionalHttpMessageHandlers((handlers, _) =>
+            {
+                for (var i = handlers.Count - 1; i >= 0; i--)
+                {
+                    // The handler type is internal to Microsoft.Extensions.ServiceDiscovery; a test checks the chain.
+                    if (handlers[i].GetType().FullName == ServiceDiscoveryHandlerType)
+                    {
+                        handlers.RemoveAt(i);
+                    }
+                }
+            });
 
         return builder;
     }
+
+    /// <summary>The HTTP handler service discovery adds to every client (internal to its package, so named).</summary>
+    internal const string ServiceDiscoveryHandlerType = "Microsoft.Extensions.ServiceDiscovery.Http.ResolvingHttpDelegatingHandler";
 
     public static WebApplication MapGateway(this WebApplication app)
     {

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net;
 using System.Net.Http.Headers;
 
@@ -56,7 +57,8 @@ internal static class ProviderHttp
     public static async Task<byte[]> ReadBoundedAsync(HttpResponseMessage response, int maxBytes, TimeSpan idleTimeout,
         CancellationToken cancellationToken)
     {
-        if (response.Content.Headers.ContentLength is { } length && length > maxBytes)
+        var declared = response.Content.Headers.ContentLength;
+        if (declared > maxBytes)
         {
             throw new ResponseTooLargeException(maxBytes);
         }
@@ -65,19 +67,51 @@ internal static class ProviderHttp
         try
         {
             await using var stream = await response.Content.ReadAsStreamAsync(timeout.Token);
-            using var buffer = new MemoryStream();
-            var chunk = new byte[16 * 1024];
-            int read;
-            while ((read = await stream.ReadAsync(chunk, timeout.Token)) > 0)
+            // A declared length (the usual case) is read straight into an array of that size: one allocation, the body's own.
+            if (declared is { } contentLength)
             {
-                if (buffer.Length + read > maxBytes)
+                var body = new byte[(int)contentLength];
+                var filled = 0;
+                while (filled < body.Length)
                 {
-                    throw new ResponseTooLargeException(maxBytes);
+                    var n = await stream.ReadAsync(body.AsMemory(filled), timeout.Token);
+                    if (n == 0)
+                    {
+                        throw new IOException($"The provider's answer ended after {filled} of its {contentLength} bytes.");
+                    }
+                    filled += n;
+                    timeout.CancelAfter(idleTimeout);
                 }
-                buffer.Write(chunk, 0, read);
-                timeout.CancelAfter(idleTimeout);
+                return body;
             }
-            return buffer.ToArray();
+            // A chunked body grows in a pooled buffer and is copied out once.
+            var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+            var size = 0;
+            try
+            {
+                int read;
+                while ((read = await stream.ReadAsync(buffer.AsMemory(size), timeout.Token)) > 0)
+                {
+                    size += read;
+                    if (size > maxBytes)
+                    {
+                        throw new ResponseTooLargeException(maxBytes);
+                    }
+                    if (size == buffer.Length)
+                    {
+                        var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                        buffer.AsSpan(0, size).CopyTo(larger);
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        buffer = larger;
+                    }
+                    timeout.CancelAfter(idleTimeout);
+                }
+                return buffer.AsSpan(0, size).ToArray();
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {

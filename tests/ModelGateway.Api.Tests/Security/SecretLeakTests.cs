@@ -132,8 +132,9 @@ public sealed class SecretLeakTests : IAsyncLifetime
         var logs = _logs.Lines.ToArray();
         var spans = _spans.ToArray();
         TestContext.Current.TestOutputHelper?.WriteLine($"scanned {logs.Length} log lines and {spans.Length} spans");
-        // The capture saw the traffic (else the scan proves nothing): the provider calls' header logs and their client spans.
-        Assert.Contains(logs, l => l.Contains("Authorization", StringComparison.OrdinalIgnoreCase));
+        // The capture saw the traffic (else the scan proves nothing): the access log's lines and the provider calls' client
+        // spans. (The provider HttpClient has no logging handlers, so its request headers are never logged at any level.)
+        Assert.Contains(logs, l => l.Contains("/v1/chat/completions", StringComparison.Ordinal));
         Assert.Contains(spans, s => s.Contains("/v1/chat/completions", StringComparison.Ordinal));
         Assert.Contains(spans, s => s.Contains("gen_ai", StringComparison.Ordinal));
         foreach (var secret in secrets)
