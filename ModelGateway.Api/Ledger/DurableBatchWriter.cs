@@ -30,8 +30,19 @@ internal sealed record BatchWriterSettings(string Name, int Capacity, int BatchS
 /// (back-pressure) instead of records being lost. Batches that fail are retried with backoff until the store returns.
 /// Generic so that traces share the machinery with the usage ledger.
 /// </summary>
-internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWriterSettings settings, ILogger logger)
+internal sealed partial class DurableBatchWriter<T> : Telemetry.IObservedWriter
 {
+    private readonly IBatchSink<T> sink;
+    private readonly ILogger logger;
+
+    public DurableBatchWriter(IBatchSink<T> sink, BatchWriterSettings settings, ILogger logger)
+    {
+        this.sink = sink;
+        this.logger = logger;
+        Settings = settings;
+        Telemetry.GatewayMetrics.RegisterWriter(this);
+    }
+
     private readonly Channel<T> _channel = Channel.CreateUnbounded<T>(new UnboundedChannelOptions { SingleReader = false });
     private int _slotsInUse;
     private TaskCompletionSource _roomFreed = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -41,7 +52,9 @@ internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWri
 
     private static readonly TimeSpan StoppingPoll = TimeSpan.FromMilliseconds(20);
 
-    public BatchWriterSettings Settings { get; } = settings;
+    public BatchWriterSettings Settings { get; }
+
+    string Telemetry.IObservedWriter.Name => Settings.Name;
 
     /// <summary>Slots taken: records waiting to be stored plus records promised but not yet written.</summary>
     public int SlotsInUse => Volatile.Read(ref _slotsInUse);
@@ -80,12 +93,14 @@ internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWri
             return true;
         }
         var deadline = Stopwatch.GetTimestamp() + (long)(Settings.SlotWait.TotalSeconds * Stopwatch.Frequency);
-        while (Stopwatch.GetTimestamp() < deadline)
+        var admitted = false;
+        while (!admitted && Stopwatch.GetTimestamp() < deadline)
         {
             var freed = _roomFreed.Task;
             if (TryReserveSlot())
             {
-                return true;
+                admitted = true;
+                break;
             }
             try
             {
@@ -96,7 +111,9 @@ internal sealed partial class DurableBatchWriter<T>(IBatchSink<T> sink, BatchWri
                 break;
             }
         }
-        return TryReserveSlot();
+        admitted = admitted || TryReserveSlot();
+        Telemetry.GatewayMetrics.SlotWaited(Settings.Name, admitted);
+        return admitted;
     }
 
     /// <summary>Gives back a slot whose record will not be produced after all.</summary>

@@ -155,6 +155,25 @@ internal static class ProviderHttp
         return content;
     }
 
+    /// <summary>
+    /// A provider's endpoint URI (base URL + path), combined once and reused: <see cref="Uri"/> is immutable, and combining
+    /// it anew cost every request several strings. Bounded by the configured providers; a reload's new URLs add entries.
+    /// </summary>
+    public static Uri Endpoint(Uri baseUrl, string path)
+    {
+        if (Endpoints.TryGetValue((baseUrl, path), out var uri))
+        {
+            return uri;
+        }
+        if (Endpoints.Count >= 1_000)
+        {
+            Endpoints.Clear();
+        }
+        return Endpoints.GetOrAdd((baseUrl, path), static k => new Uri(k.BaseUrl, k.Path));
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(Uri BaseUrl, string Path), Uri> Endpoints = new();
+
     public static bool IsSuccess(HttpStatusCode status) => (int)status is >= 200 and < 300;
 }
 

@@ -27,6 +27,9 @@ internal sealed record RouteTarget(string Alias, ProviderEndpoint Provider, stri
 {
     /// <summary>Key of the circuit breaker: a provider and model fail together.</summary>
     public string Key { get; } = Provider.Name + "/" + Model;
+
+    /// <summary>The attempt span's name (GenAI conventions: <c>{operation} {model}</c>), built once.</summary>
+    public string SpanName { get; } = "chat " + Model;
 }
 
 internal sealed record Route(string Alias, IReadOnlyList<RouteTarget> Targets, IReadOnlyList<string> Fallbacks, int DefaultMaxTokens)

@@ -32,6 +32,52 @@ internal static class GatewayMetrics
         }
     }
 
+    private static readonly Counter<long> SlotWaits = GenAITelemetry.Meter.CreateCounter<long>("model_gateway.writer.slot_waits", "{request}",
+        "Requests that found a durable writer's buffer full and waited for room, by writer and result (admitted, refused).");
+
+    /// <summary>The live durable writers, observed by the buffered-records gauge (weakly held: a stopped host's go away).</summary>
+    private static readonly List<WeakReference<IObservedWriter>> Writers = [];
+
+    static GatewayMetrics() =>
+        GenAITelemetry.Meter.CreateObservableUpDownCounter("model_gateway.writer.buffered", ObserveWriters, "{record}",
+            "Slots taken in a durable writer's buffer (records waiting to be stored plus records promised), by writer; "
+            + "near the writer's capacity, requests wait for room and then are refused.");
+
+    public static void RegisterWriter(IObservedWriter writer)
+    {
+        lock (Writers)
+        {
+            Writers.RemoveAll(w => !w.TryGetTarget(out _));
+            Writers.Add(new WeakReference<IObservedWriter>(writer));
+        }
+    }
+
+    private static IEnumerable<Measurement<int>> ObserveWriters()
+    {
+        var measurements = new List<Measurement<int>>();
+        lock (Writers)
+        {
+            foreach (var w in Writers)
+            {
+                if (w.TryGetTarget(out var writer))
+                {
+                    measurements.Add(new Measurement<int>(writer.SlotsInUse, new KeyValuePair<string, object?>("model_gateway.writer", writer.Name)));
+                }
+            }
+        }
+        return measurements;
+    }
+
+    public static void SlotWaited(string writer, bool admitted) =>
+        SlotWaits.Add(1, new TagList { { "model_gateway.writer", writer }, { "model_gateway.writer.result", admitted ? "admitted" : "refused" } });
+
     public static void Refused(string tenantId, string reason) =>
         Refusals.Add(1, new TagList { { "model_gateway.tenant.id", tenantId }, { "model_gateway.refusal.reason", reason } });
+}
+
+/// <summary>A durable writer as the metrics see it.</summary>
+internal interface IObservedWriter
+{
+    string Name { get; }
+    int SlotsInUse { get; }
 }

@@ -55,7 +55,7 @@ internal static class GenAITelemetry
     public static Activity? StartAttempt(ChatRequest request, RouteTarget target, int attempt, bool fallback, RequestTags? tags,
         bool captureContent)
     {
-        var activity = Source.StartActivity("chat " + target.Model, ActivityKind.Client);
+        var activity = Source.StartActivity(target.SpanName, ActivityKind.Client);
         if (activity is null)
         {
             return null;

@@ -39,7 +39,7 @@ internal sealed class AnthropicAdapter(IOptions<GatewayOptions> options, TimePro
             };
         }
 
-        using var message = new HttpRequestMessage(HttpMethod.Post, new Uri(target.Provider.BaseUrl, "v1/messages"))
+        using var message = new HttpRequestMessage(HttpMethod.Post, ProviderHttp.Endpoint(target.Provider.BaseUrl, "v1/messages"))
         {
             Content = ProviderHttp.JsonContent(body),
         };

@@ -27,7 +27,7 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
     public async Task<ProviderResponse> SendAsync(ProviderCall call, CancellationToken cancellationToken)
     {
         var target = call.Target;
-        using var message = new HttpRequestMessage(HttpMethod.Post, new Uri(target.Provider.BaseUrl, ChatCompletionsPath))
+        using var message = new HttpRequestMessage(HttpMethod.Post, ProviderHttp.Endpoint(target.Provider.BaseUrl, ChatCompletionsPath))
         {
             Content = ProviderHttp.JsonContent(BuildRequestBody(call.Request, target.Model)),
         };

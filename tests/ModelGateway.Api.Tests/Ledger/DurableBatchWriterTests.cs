@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging.Abstractions;
 using ModelGateway.Api.Ledger;
 
@@ -39,9 +40,9 @@ public sealed class DurableBatchWriterTests
     }
 
     private static (DurableBatchWriter<int> Writer, Task Loop, CancellationTokenSource Stop) Start(IBatchSink<int> store, int capacity = 100,
-        int writers = 1, TimeSpan slotWait = default)
+        int writers = 1, TimeSpan slotWait = default, string name = "test")
     {
-        var writer = new DurableBatchWriter<int>(store, new BatchWriterSettings("test", capacity, 10, TimeSpan.FromMilliseconds(5),
+        var writer = new DurableBatchWriter<int>(store, new BatchWriterSettings(name, capacity, 10, TimeSpan.FromMilliseconds(5),
             TimeSpan.FromMilliseconds(50), writers, slotWait), NullLogger.Instance);
         var stop = new CancellationTokenSource();
         var loop = Task.Run(() => writer.RunAsync(stop.Token, CancellationToken.None), Ct);
@@ -146,9 +147,50 @@ public sealed class DurableBatchWriterTests
     [Fact]
     public async Task A_full_buffer_makes_a_request_wait_for_room_and_refuses_it_only_when_none_frees_in_time()
     {
+        // The writer's metrics, for this writer only (the instruments are process-wide): buffered records, slot waits.
+        var name = "wait-test-" + Guid.NewGuid().ToString("N");
+        int? buffered = null;
+        var waits = new ConcurrentQueue<string>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == "ModelGateway.Api" && instrument.Name.StartsWith("model_gateway.writer.", StringComparison.Ordinal))
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        string? Tag(ReadOnlySpan<KeyValuePair<string, object?>> tags, string key)
+        {
+            foreach (var t in tags)
+            {
+                if (t.Key == key)
+                {
+                    return t.Value as string;
+                }
+            }
+            return null;
+        }
+        listener.SetMeasurementEventCallback<int>((_, value, tags, _) =>
+        {
+            if (Tag(tags, "model_gateway.writer") == name)
+            {
+                buffered = value;
+            }
+        });
+        listener.SetMeasurementEventCallback<long>((instrument, _, tags, _) =>
+        {
+            if (instrument.Name == "model_gateway.writer.slot_waits" && Tag(tags, "model_gateway.writer") == name)
+            {
+                waits.Enqueue(Tag(tags, "model_gateway.writer.result")!);
+            }
+        });
+        listener.Start();
+
         var store = new Store { Down = true };
-        var (writer, loop, stop) = Start(store, capacity: 5, slotWait: TimeSpan.FromMilliseconds(300));
+        var (writer, loop, stop) = Start(store, capacity: 5, slotWait: TimeSpan.FromMilliseconds(300), name: name);
         Queue(writer, [1, 2, 3, 4, 5]);
+        listener.RecordObservableInstruments();
+        Assert.Equal(5, buffered);
 
         // The store frees nothing: refused after the wait, not at once and not never.
         var sw = System.Diagnostics.Stopwatch.StartNew();
@@ -162,6 +204,9 @@ public sealed class DurableBatchWriterTests
         store.Down = false;
         Assert.True(await waiting);
         Assert.Equal(1, writer.SlotsInUse);
+        listener.RecordObservableInstruments();
+        Assert.Equal(1, buffered);
+        Assert.Equal(["refused", "admitted"], waits.ToArray());
         writer.ReleaseSlot();
         await stop.CancelAsync();
         await loop;

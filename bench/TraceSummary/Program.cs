@@ -1,0 +1,116 @@
+using Microsoft.Diagnostics.Tracing;
+using Microsoft.Diagnostics.Tracing.Etlx;
+using Microsoft.Diagnostics.Tracing.Parsers.Clr;
+
+// Summarises a .nettrace captured with the runtime's GC events (docs/benchmark.md, "Profiling"):
+//   TraceSummary <file.nettrace> [--requests N] [--type System.Byte[]] [--depth 6] [--top 25]
+// Prints allocations by type (sampled every ~100 KB by the runtime's AllocationTick event, so figures are estimates), then
+// for one type (or all, "*") the call stacks that allocate it, then GC pauses by generation. With --requests (the requests
+// served during the capture) every figure is also given per request.
+var options = Options.Parse(args);
+if (options is null)
+{
+    Console.Error.WriteLine("usage: TraceSummary <file.nettrace> [--requests N] [--type NAME|*] [--depth N] [--top N]");
+    return 2;
+}
+
+using var log = TraceLog.OpenOrConvert(TraceLog.CreateFromEventPipeDataFile(options.Path));
+var byType = new Dictionary<string, long>();
+var byStack = new Dictionary<string, long>();
+long total = 0, typeTotal = 0;
+var pauses = new List<(double AtMs, double Ms, int Generation)>();
+double suspendedAt = -1;
+var generation = -1;
+foreach (var e in log.Events)
+{
+    switch (e)
+    {
+        case GCAllocationTickTraceData tick:
+            var type = tick.TypeName ?? "?";
+            total += tick.AllocationAmount64;
+            byType[type] = byType.GetValueOrDefault(type) + tick.AllocationAmount64;
+            if (options.Type == "*" || options.Type == type)
+            {
+                typeTotal += tick.AllocationAmount64;
+                var stack = Stack(e.CallStack(), options.Depth);
+                byStack[stack] = byStack.GetValueOrDefault(stack) + tick.AllocationAmount64;
+            }
+            break;
+        case GCSuspendEETraceData:
+            suspendedAt = e.TimeStampRelativeMSec;
+            break;
+        case GCStartTraceData start:
+            generation = start.Depth;
+            break;
+        case GCNoUserDataTraceData when e.EventName == "GC/RestartEEStop" && suspendedAt >= 0:
+            pauses.Add((suspendedAt, e.TimeStampRelativeMSec - suspendedAt, generation));
+            suspendedAt = -1;
+            break;
+    }
+}
+
+string PerRequest(long bytes) => options.Requests is { } n and > 0 ? $" {bytes / 1024.0 / n,7:F2} KB/req" : "";
+Console.WriteLine($"allocated (sampled): {total / 1e6:F1} MB{PerRequest(total)}");
+foreach (var (type, bytes) in byType.OrderByDescending(x => x.Value).Take(options.Top))
+{
+    Console.WriteLine($"{bytes * 100.0 / total,6:F1}% {bytes / 1e6,8:F1} MB{PerRequest(bytes)}  {type}");
+}
+Console.WriteLine();
+Console.WriteLine($"stacks allocating {options.Type}: {typeTotal / 1e6:F1} MB{PerRequest(typeTotal)}");
+foreach (var (stack, bytes) in byStack.OrderByDescending(x => x.Value).Take(options.Top))
+{
+    Console.WriteLine($"{bytes * 100.0 / Math.Max(1, typeTotal),6:F1}% {bytes / 1e6,8:F1} MB{PerRequest(bytes)}\n{stack}\n");
+}
+Console.WriteLine($"GC pauses: {pauses.Count}, {pauses.Sum(p => p.Ms):F1} ms in all"
+    + (options.Requests is { } r and > 0 ? $", {pauses.Sum(p => p.Ms) * 1000 / r:F1} µs/req, {pauses.Count * 1000.0 / r:F2} per 1,000 requests" : ""));
+foreach (var g in pauses.GroupBy(p => p.Generation).OrderBy(g => g.Key))
+{
+    var ms = g.Select(p => p.Ms).Order().ToList();
+    Console.WriteLine($"  gen{g.Key}: {ms.Count} pauses, p50 {ms[ms.Count / 2]:F2} ms, p99 {ms[(int)(ms.Count * 0.99)]:F2} ms, max {ms[^1]:F2} ms");
+}
+return 0;
+
+// The managed frames of an allocation, innermost first, without the allocator's own frames.
+static string Stack(TraceCallStack? frame, int depth)
+{
+    var frames = new List<string>();
+    for (; frame is not null && frames.Count < depth; frame = frame.Caller)
+    {
+        var name = frame.CodeAddress.FullMethodName;
+        if (string.IsNullOrEmpty(name) || name.StartsWith("System.GC", StringComparison.Ordinal)
+            || name.Contains("AllocateUninitialized", StringComparison.Ordinal)
+            || name.StartsWith("System.Runtime.CompilerServices.AsyncMethodBuilderCore", StringComparison.Ordinal))
+        {
+            continue;
+        }
+        var paren = name.IndexOf('(');
+        frames.Add("    " + (paren > 0 ? name[..paren] : name));
+    }
+    return frames.Count == 0 ? "    (no managed frames)" : string.Join('\n', frames);
+}
+
+internal sealed record Options(string Path, long? Requests, string Type, int Depth, int Top)
+{
+    public static Options? Parse(string[] args)
+    {
+        if (args.Length == 0 || !File.Exists(args[0]))
+        {
+            return null;
+        }
+        long? requests = null;
+        string type = "*";
+        int depth = 6, top = 25;
+        for (var i = 1; i + 1 < args.Length; i += 2)
+        {
+            switch (args[i])
+            {
+                case "--requests": requests = long.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
+                case "--type": type = args[i + 1]; break;
+                case "--depth": depth = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
+                case "--top": top = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
+                default: return null;
+            }
+        }
+        return new Options(args[0], requests, type, depth, top);
+    }
+}
