@@ -216,10 +216,7 @@ internal static class ChatCompletionsApi
                 bill.Usage = usage;
             }
             trace.LatencyMs = Stopwatch.GetElapsedTime(trace.Started).TotalMilliseconds;
-            // The settlement script is on its way to Redis when SettleAsync returns its task (it never throws); its reply is
-            // not awaited here, so the response ends one Redis round trip sooner. Nothing can overtake it: Redis runs this
-            // connection's commands in order, so every admission sent after this line, this client's next request
-            // included, sees the settled spend (docs/benchmark.md).
+            // Not awaited: the script is already sent and the next admission sees it (see SettleAsync); it never throws.
             _ = services.Admission.SettleAsync(admission.Ticket!, new Settlement(bill.Status, bill.HttpStatus,
                 target?.Provider.Name, target?.Model, usage, bill.CostMicroUsd, request.Stream, TraceId(context)));
         }

@@ -92,15 +92,20 @@ internal sealed partial class DurableBatchWriter<T> : Telemetry.IObservedWriter
         {
             return true;
         }
+        var admitted = await WaitForSlotAsync(cancellationToken);
+        Telemetry.GatewayMetrics.SlotWaited(Settings.Name, admitted);
+        return admitted;
+    }
+
+    private async ValueTask<bool> WaitForSlotAsync(CancellationToken cancellationToken)
+    {
         var deadline = Stopwatch.GetTimestamp() + (long)(Settings.SlotWait.TotalSeconds * Stopwatch.Frequency);
-        var admitted = false;
-        while (!admitted && Stopwatch.GetTimestamp() < deadline)
+        while (Stopwatch.GetTimestamp() < deadline)
         {
             var freed = _roomFreed.Task;
             if (TryReserveSlot())
             {
-                admitted = true;
-                break;
+                return true;
             }
             try
             {
@@ -111,9 +116,7 @@ internal sealed partial class DurableBatchWriter<T> : Telemetry.IObservedWriter
                 break;
             }
         }
-        admitted = admitted || TryReserveSlot();
-        Telemetry.GatewayMetrics.SlotWaited(Settings.Name, admitted);
-        return admitted;
+        return TryReserveSlot();
     }
 
     /// <summary>Gives back a slot whose record will not be produced after all.</summary>

@@ -157,20 +157,10 @@ internal static class ProviderHttp
 
     /// <summary>
     /// A provider's endpoint URI (base URL + path), combined once and reused: <see cref="Uri"/> is immutable, and combining
-    /// it anew cost every request several strings. Bounded by the configured providers; a reload's new URLs add entries.
+    /// it anew cost every request several strings. One entry per configured provider and adapter path.
     /// </summary>
-    public static Uri Endpoint(Uri baseUrl, string path)
-    {
-        if (Endpoints.TryGetValue((baseUrl, path), out var uri))
-        {
-            return uri;
-        }
-        if (Endpoints.Count >= 1_000)
-        {
-            Endpoints.Clear();
-        }
-        return Endpoints.GetOrAdd((baseUrl, path), static k => new Uri(k.BaseUrl, k.Path));
-    }
+    public static Uri Endpoint(Uri baseUrl, string path) =>
+        Endpoints.GetOrAdd((baseUrl, path), static k => new Uri(k.BaseUrl, k.Path));
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<(Uri BaseUrl, string Path), Uri> Endpoints = new();
 
