@@ -124,7 +124,10 @@ public sealed class AppHostTests(AppHostFixture fixture) : IClassFixture<AppHost
                     break;
                 }
             }
-            if (spans.Any(s => s.Service == "fake-upstream") && spans.Any(s => s.Name.StartsWith("chat ", StringComparison.Ordinal)))
+            // Each service exports its spans in batches, and the api's server span ends after its client spans: it can
+            // arrive a batch later, so wait for all three kinds before asserting.
+            if (spans.Any(s => s.Service == "fake-upstream") && spans.Any(s => s.Name.StartsWith("chat ", StringComparison.Ordinal))
+                && spans.Any(s => s.Service == "api" && s.Kind == 2))
             {
                 break;
             }
