@@ -11,7 +11,7 @@ namespace ModelGateway.Api.Providers;
 /// </summary>
 internal readonly struct CompletionScan
 {
-    /// <summary>The normalised <c>usage</c> (zero when absent), with the provider's object kept as <see cref="TokenUsage.Raw"/>.</summary>
+    /// <summary>The normalised <c>usage</c> (zero when absent).</summary>
     public TokenUsage Usage { get; init; }
 
     public string? Id { get; init; }
@@ -49,7 +49,7 @@ internal readonly struct CompletionScan
             else if (reader.ValueTextEquals("usage"u8))
             {
                 reader.Read();
-                usage = reader.TokenType == JsonTokenType.StartObject ? ReadUsage(ref reader, utf8) : SkipValue(ref reader, default(TokenUsage));
+                usage = reader.TokenType == JsonTokenType.StartObject ? ReadUsage(ref reader) : SkipValue(ref reader, default(TokenUsage));
             }
             else if (reader.ValueTextEquals("choices"u8))
             {
@@ -85,9 +85,8 @@ internal readonly struct CompletionScan
     /// The usage object (https://platform.openai.com/docs/api-reference/chat/object#chat/object-usage), the reader on its
     /// start; leaves the reader on its end.
     /// </summary>
-    internal static TokenUsage ReadUsage(ref Utf8JsonReader reader, ReadOnlySpan<byte> utf8)
+    internal static TokenUsage ReadUsage(ref Utf8JsonReader reader)
     {
-        var start = (int)reader.TokenStartIndex;
         int prompt = 0, completion = 0, cached = 0;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
@@ -126,8 +125,7 @@ internal readonly struct CompletionScan
                 reader.Skip();
             }
         }
-        var end = (int)reader.BytesConsumed;
-        return new TokenUsage(prompt, completion, cached) { Raw = JsonNode.Parse(utf8[start..end]) };
+        return new TokenUsage(prompt, completion, cached);
     }
 
     /// <summary>An integer that fits an <see cref="int"/>; anything else counts as absent (0).</summary>

@@ -30,5 +30,5 @@ public static class ProviderTypes
     public static readonly IReadOnlyList<string> All = [OpenAICompatible, Anthropic, LlamaCpp];
 }
 
-/// <summary>One upstream attempt: the client's request, the target chosen by the router, the HttpClient to use.</summary>
-internal sealed record ProviderCall(ChatCompletions.ChatRequest Request, Routing.RouteTarget Target, HttpClient Http);
+/// <summary>One upstream attempt: the client's request, the target chosen by the router, the handler chain to send it through.</summary>
+internal sealed record ProviderCall(ChatCompletions.ChatRequest Request, Routing.RouteTarget Target, HttpMessageInvoker Http);

@@ -13,7 +13,7 @@ internal static class ProviderHttp
     /// (and disposed) by the protocol's <paramref name="readFailure"/>; the client's cancellation is thrown. A response
     /// returned is a success whose body is the caller's to read and dispose.
     /// </summary>
-    public static async Task<(HttpResponseMessage? Response, ProviderFailure? Failure)> SendAsync(HttpClient http,
+    public static async Task<(HttpResponseMessage? Response, ProviderFailure? Failure)> SendAsync(HttpMessageInvoker http,
         HttpRequestMessage message, TimeSpan firstByteTimeout, Func<HttpResponseMessage, CancellationToken, Task<ProviderFailure>> readFailure,
         CancellationToken cancellationToken)
     {
@@ -32,14 +32,17 @@ internal static class ProviderHttp
         return (response, null);
     }
 
-    private static async Task<(HttpResponseMessage? Response, ProviderFailure? Failure)> SendForHeadersAsync(HttpClient http,
+    private static async Task<(HttpResponseMessage? Response, ProviderFailure? Failure)> SendForHeadersAsync(HttpMessageInvoker http,
         HttpRequestMessage message, TimeSpan firstByteTimeout, CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(firstByteTimeout);
         try
         {
-            var response = await http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            // An invoker returns at the headers with the body unread; an HttpClient (tests) must be told not to buffer it.
+            var response = await (http is HttpClient client
+                ? client.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, timeout.Token)
+                : http.SendAsync(message, timeout.Token));
             return (response, null);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)

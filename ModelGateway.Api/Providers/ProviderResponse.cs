@@ -157,13 +157,11 @@ internal readonly record struct StreamEvent(StreamEventKind Kind, ReadOnlyMemory
 
 /// <summary>
 /// Token usage, normalised. <see cref="Estimated"/> is true when the provider reported none and the gateway
-/// counted with its tokenizer. <see cref="Raw"/> keeps the provider's own usage object as it was sent.
+/// counted with its tokenizer.
 /// </summary>
 internal readonly record struct TokenUsage(int InputTokens, int OutputTokens, int CachedInputTokens = 0, bool Estimated = false)
 {
     public int TotalTokens => InputTokens + OutputTokens;
-
-    public JsonNode? Raw { get; init; }
 
     /// <summary>The usage of two calls made for one request (a structured-output repair); estimated if either was.</summary>
     public TokenUsage Plus(TokenUsage other) => new(InputTokens + other.InputTokens, OutputTokens + other.OutputTokens,

@@ -46,11 +46,19 @@ internal sealed class ModelRouter(
     RouteTable routes,
     TargetHealth health,
     IEnumerable<IProviderAdapter> adapters,
-    IHttpClientFactory httpClientFactory,
+    IHttpMessageHandlerFactory handlers,
     IOptions<GatewayOptions> options,
     TimeProvider time)
 {
     public const string ProviderHttpClient = "providers";
+
+    /// <summary>
+    /// The provider handler chain, sent to directly: its lifetime is infinite (GatewayExtensions), so this is the handler the
+    /// factory would hand out anyway, and an <see cref="HttpMessageInvoker"/> spares every attempt what an
+    /// <see cref="HttpClient"/> adds on top (a client and its cancellation source per request from the factory, a linked
+    /// cancellation source per send; issue 9, allocations per request). Timeouts are the router's (<see cref="ProviderHttp"/>).
+    /// </summary>
+    private readonly HttpMessageInvoker _http = new(handlers.CreateHandler(ProviderHttpClient), disposeHandler: false);
 
     private readonly Dictionary<string, IProviderAdapter> _adapters = adapters.ToDictionary(a => a.ProviderType, StringComparer.Ordinal);
     private readonly RoutingOptions _options = options.Value.Routing;
@@ -112,7 +120,6 @@ internal sealed class ModelRouter(
     {
         var candidates = OrderCandidates(route);
         var attempts = new List<AttemptRecord>(2);
-        var http = httpClientFactory.CreateClient(ProviderHttpClient);
         ProviderFailure? lastFailure = null;
         RouteTarget? lastTarget = null;
 
@@ -163,7 +170,7 @@ internal sealed class ModelRouter(
             ProviderResponse response;
             try
             {
-                response = await adapter.SendAsync(new ProviderCall(request, target, http), cancellationToken);
+                response = await adapter.SendAsync(new ProviderCall(request, target, _http), cancellationToken);
             }
             catch (OperationCanceledException)
             {

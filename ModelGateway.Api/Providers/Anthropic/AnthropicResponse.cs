@@ -98,7 +98,7 @@ internal static class AnthropicResponse
     };
 
     /// <summary>A <c>usage</c> object as gateway usage; see <see cref="ReadCounts"/>.</summary>
-    public static TokenUsage ReadUsage(JsonObject? usage) => ReadCounts(usage, default).ToTokenUsage(usage?.DeepClone());
+    public static TokenUsage ReadUsage(JsonObject? usage) => ReadCounts(usage, default).ToTokenUsage();
 
     /// <summary>
     /// Reads Anthropic's counts. <paramref name="previous"/> supplies the counts an event leaves out: <c>message_delta</c>
@@ -140,5 +140,5 @@ internal static class AnthropicResponse
 /// </summary>
 internal readonly record struct AnthropicUsage(int Input, int CacheRead, int CacheCreation, int Output)
 {
-    public TokenUsage ToTokenUsage(JsonNode? raw) => new(Input + CacheRead + CacheCreation, Output, CacheRead) { Raw = raw };
+    public TokenUsage ToTokenUsage() => new(Input + CacheRead + CacheCreation, Output, CacheRead);
 }

@@ -31,7 +31,6 @@ internal sealed class AnthropicStreamTranslator
     private JsonEncodedText _id = JsonEncodedText.Encode("");
     private JsonEncodedText _model = JsonEncodedText.Encode("");
     private AnthropicUsage _counts;
-    private JsonNode? _rawUsage;
     private string? _finishReason;
 
     /// <summary>OpenAI numbers tool calls 0, 1, ...; Anthropic numbers all content blocks. Block index → tool-call index.</summary>
@@ -274,13 +273,11 @@ internal sealed class AnthropicStreamTranslator
     {
         if (holder.TryGetProperty("usage"u8, out var usage) && usage.ValueKind == JsonValueKind.Object)
         {
-            var node = JsonNode.Parse(usage.GetRawText()) as JsonObject;
-            _counts = AnthropicResponse.ReadCounts(node, _counts);
-            _rawUsage = node;
+            _counts = AnthropicResponse.ReadCounts(JsonNode.Parse(usage.GetRawText()) as JsonObject, _counts);
         }
     }
 
-    private TokenUsage Usage() => _counts.ToTokenUsage(_rawUsage?.DeepClone());
+    private TokenUsage Usage() => _counts.ToTokenUsage();
 
     /// <summary>Writes the chunk envelope up to the open <c>delta</c> object.</summary>
     private void StartChunk()

@@ -110,7 +110,7 @@ internal sealed class LlamaCppAdapter(IOptions<GatewayOptions> options, ITokenCo
             return null;
         }
         var cached = GetInt(timings, "cache_n");
-        return new TokenUsage(GetInt(timings, "prompt_n") + cached, GetInt(timings, "predicted_n"), cached) { Raw = timings.DeepClone() };
+        return new TokenUsage(GetInt(timings, "prompt_n") + cached, GetInt(timings, "predicted_n"), cached);
     }
 
     private TokenUsage Estimate(ProviderCall call, string output) =>

@@ -36,7 +36,7 @@ internal static class ChunkScan
                 reader.Read();
                 if (reader.TokenType == JsonTokenType.StartObject)
                 {
-                    usage = CompletionScan.ReadUsage(ref reader, data);
+                    usage = CompletionScan.ReadUsage(ref reader);
                 }
                 else
                 {

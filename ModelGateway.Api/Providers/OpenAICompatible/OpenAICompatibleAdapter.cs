@@ -185,7 +185,7 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
             return default;
         }
         var cached = usage["prompt_tokens_details"]?["cached_tokens"] is JsonValue c && c.TryGetValue<int>(out var cv) ? cv : 0;
-        return new TokenUsage(GetInt(usage, "prompt_tokens"), GetInt(usage, "completion_tokens"), cached) { Raw = usage.DeepClone() };
+        return new TokenUsage(GetInt(usage, "prompt_tokens"), GetInt(usage, "completion_tokens"), cached);
     }
 
     protected static int GetInt(JsonObject o, string name) =>

@@ -151,8 +151,8 @@ public sealed class ModelRouterTests
         }
     }
 
-    private sealed class NoHttp : IHttpClientFactory
+    private sealed class NoHttp : IHttpMessageHandlerFactory
     {
-        public HttpClient CreateClient(string name) => new();
+        public HttpMessageHandler CreateHandler(string name) => new SocketsHttpHandler();
     }
 }

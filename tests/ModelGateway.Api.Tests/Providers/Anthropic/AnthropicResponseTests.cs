@@ -31,8 +31,7 @@ public sealed class AnthropicResponseTests
                "logprobs":null,"finish_reason":"stop"}],
              "usage":{"prompt_tokens":249,"completion_tokens":26,"total_tokens":275}}
             """), completion.Completion);
-        Assert.Equal(new TokenUsage(249, 26), completion.Usage with { Raw = null });
-        Assert.Equal("standard", completion.Usage.Raw!["service_tier"]!.GetValue<string>());
+        Assert.Equal(new TokenUsage(249, 26), completion.Usage);
         Assert.Equal("stop", completion.FinishReason);
     }
 
@@ -64,7 +63,7 @@ public sealed class AnthropicResponseTests
         using var response = await SendAsync(StubUpstream.Json(message.ToJsonString()));
 
         var completion = Assert.IsType<ProviderCompletion>(response);
-        Assert.Equal(new TokenUsage(249 + 1000 + 200, 26, 1000), completion.Usage with { Raw = null });
+        Assert.Equal(new TokenUsage(249 + 1000 + 200, 26, 1000), completion.Usage);
         AssertJsonEqual(JsonNode.Parse("""{"prompt_tokens":1449,"completion_tokens":26,"total_tokens":1475,"prompt_tokens_details":{"cached_tokens":1000}}"""),
             completion.Completion["usage"]);
     }

@@ -103,7 +103,7 @@ public sealed class LlamaCppAdapterTests
 
         var completion = Assert.IsType<ProviderCompletion>(response);
         Assert.Equal(UpstreamModel, completion.Completion["model"]!.GetValue<string>());
-        Assert.Equal(new TokenUsage(15, 4, 3), completion.Usage with { Raw = null });
+        Assert.Equal(new TokenUsage(15, 4, 3), completion.Usage);
         Assert.False(completion.Usage.Estimated);
         Assert.NotNull(completion.Completion["timings"]);
     }
@@ -114,7 +114,7 @@ public sealed class LlamaCppAdapterTests
         using var response = await SendAsync(WithModel("llamacpp_chat_request.json"), StubUpstream.Json(Completion(usage: false, timings: true)));
 
         var completion = Assert.IsType<ProviderCompletion>(response);
-        Assert.Equal(new TokenUsage(15, 4, 3), completion.Usage with { Raw = null });
+        Assert.Equal(new TokenUsage(15, 4, 3), completion.Usage);
         Assert.False(completion.Usage.Estimated);
         AssertJsonEqual(JsonNode.Parse("""{"prompt_tokens":15,"completion_tokens":4,"total_tokens":19,"prompt_tokens_details":{"cached_tokens":3}}"""),
             completion.Completion["usage"]);
@@ -181,7 +181,7 @@ public sealed class LlamaCppAdapterTests
         Assert.Equal("Echo: hello", string.Concat(events.Select(e => e.ContentDelta)));
         Assert.Equal("stop", events[3].FinishReason);
         Assert.Equal(StreamEventKind.Usage, events[4].Kind);
-        Assert.Equal(new TokenUsage(9, 2), events[4].Usage!.Value with { Raw = null });
+        Assert.Equal(new TokenUsage(9, 2), events[4].Usage!.Value);
     }
 
     [Fact]
@@ -192,7 +192,7 @@ public sealed class LlamaCppAdapterTests
         Assert.Equal(5, events.Count);
         var usage = events[^1];
         Assert.Equal(StreamEventKind.Usage, usage.Kind);
-        Assert.Equal(new TokenUsage(15, 4, 3), usage.Usage!.Value with { Raw = null });
+        Assert.Equal(new TokenUsage(15, 4, 3), usage.Usage!.Value);
         Assert.False(usage.Usage.Value.Estimated);
         var chunk = Json(usage);
         Assert.Equal("chatcmpl-llama", chunk["id"]!.GetValue<string>());
