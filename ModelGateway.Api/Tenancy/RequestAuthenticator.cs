@@ -14,7 +14,8 @@ internal enum AuthResult
 
 /// <summary>
 /// Who a request is: the admin (its key compared in constant time), a tenant through one of its keys, or nobody.
-/// Lookups that would reach Postgres (unknown or uncached keys, no key at all) first take a per-IP flood permit.
+/// Lookups that would reach Postgres (unknown or uncached keys, no key at all) first take a per-IP flood permit; requests
+/// that join a lookup of the same key already in flight do not.
 /// </summary>
 internal sealed class RequestAuthenticator(TenantStore tenants, FloodGuard flood, IOptions<TenancyOptions> options)
 {
@@ -33,15 +34,16 @@ internal sealed class RequestAuthenticator(TenantStore tenants, FloodGuard flood
                 return (AuthResult.Tenant, cached);
             }
         }
-        if (!flood.TryAcquire(context))
+        if (key is null || key.Length > 256)
+        {
+            return (flood.TryAcquire(context) ? AuthResult.Unauthenticated : AuthResult.Flooded, null);
+        }
+        // A permit only for a request that would query Postgres itself, not one joining a lookup of the same key in flight.
+        var (caller, flooded) = await tenants.AuthenticateAsync(key, () => flood.TryAcquire(context), context.RequestAborted);
+        if (flooded)
         {
             return (AuthResult.Flooded, null);
         }
-        if (key is null || key.Length > 256)
-        {
-            return (AuthResult.Unauthenticated, null);
-        }
-        var caller = await tenants.AuthenticateAsync(key, context.RequestAborted);
         if (caller is null)
         {
             return (AuthResult.Unauthenticated, null);

@@ -10,54 +10,143 @@ namespace ModelGateway.Api.Tenancy;
 /// <summary>
 /// Tenants and keys in Postgres, with key lookups cached in memory for <see cref="TenancyOptions.KeyCacheTtl"/>
 /// (the hot path must not query Postgres per request; revocation reaches every replica within the TTL).
+/// A key in use never expires under load: in the last fifth of its TTL the first request to see it starts one background
+/// reload while every request keeps the cached answer, so the entry is renewed before it lapses. Lookups that do miss
+/// (a key's first use, or its first after an idle TTL) are single-flight: concurrent requests with the same key share one
+/// Postgres query. Before this, every request arriving while an expired entry was being reloaded ran its own query and
+/// took its own flood-guard permit; under 256 connections from one address (bench/run.sh) the permits ran out and the
+/// address's valid key was refused with 429 for the rest of the minute.
 /// </summary>
 internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> options, TimeProvider time)
 {
     private readonly ConcurrentDictionary<string, (Caller? Caller, long ExpiresTicks, long StaleSinceTicks)> _cache = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Task<Lookup>> _loads = new(StringComparer.Ordinal);
     private readonly long _ttlTicks = options.Value.KeyCacheTtl.Ticks;
     private readonly long _staleTicks = options.Value.KeyCacheStaleIfError.Ticks;
+    private long _generation; // bumped by InvalidateCache: a lookup that began before it does not write its answer
 
-    /// <summary>The caller a key belongs to, or null for an unknown, revoked or expired key.</summary>
-    public async ValueTask<Caller?> AuthenticateAsync(string key, CancellationToken cancellationToken)
+    /// <summary>
+    /// The caller a key belongs to, or null for an unknown, revoked or expired key. <paramref name="takePermit"/> is asked
+    /// only when this request would start a Postgres query itself (not when it joins one in flight); false refuses it
+    /// (returned as <c>Flooded</c>).
+    /// </summary>
+    public async ValueTask<(Caller? Caller, bool Flooded)> AuthenticateAsync(string key, Func<bool> takePermit, CancellationToken cancellationToken)
     {
         var hash = ApiKeys.Hash(key);
         var cacheKey = Convert.ToBase64String(hash);
-        var now = time.GetUtcNow();
-        if (_cache.TryGetValue(cacheKey, out var hit) && hit.ExpiresTicks > now.UtcTicks)
+        while (true)
         {
-            return hit.Caller;
+            if (_cache.TryGetValue(cacheKey, out var hit) && hit.ExpiresTicks > time.GetUtcNow().UtcTicks)
+            {
+                // An unknown key answered from the cache still counts as an unauthenticated request.
+                return hit.Caller is null && !takePermit() ? (null, true) : (hit.Caller, false);
+            }
+            if (_loads.TryGetValue(cacheKey, out var load))
+            {
+                var joined = await load.WaitAsync(cancellationToken);
+                if (joined.Abandoned)
+                {
+                    continue; // its starter was refused a permit: this request asks for its own
+                }
+                return (joined.Caller, false);
+            }
+            // The permit is asked for only once this request owns the lookup, so requests racing to start it spend one.
+            var mine = new TaskCompletionSource<Lookup>(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (!_loads.TryAdd(cacheKey, mine.Task))
+            {
+                continue;
+            }
+            if (!takePermit())
+            {
+                _loads.TryRemove(new KeyValuePair<string, Task<Lookup>>(cacheKey, mine.Task));
+                mine.SetResult(new Lookup(null, Abandoned: true));
+                return (null, true);
+            }
+            _ = LoadIntoCacheAsync(hash, cacheKey, mine);
+            return ((await mine.Task.WaitAsync(cancellationToken)).Caller, false);
         }
-        Caller? caller;
-        try
-        {
-            caller = await LoadAsync(hash, now, cancellationToken);
-        }
-        catch (Exception ex) when (ex is NpgsqlException or TimeoutException && hit.ExpiresTicks > 0
-                                   && now.UtcTicks - (hit.StaleSinceTicks == 0 ? hit.ExpiresTicks : hit.StaleSinceTicks) < _staleTicks)
-        {
-            // Postgres is unreachable: a key this replica verified recently keeps working (stale-if-error), checked again
-            // after another TTL, so an outage of the store does not lock out every tenant once the cache expires.
-            _cache[cacheKey] = (hit.Caller, now.UtcTicks + _ttlTicks, hit.StaleSinceTicks == 0 ? hit.ExpiresTicks : hit.StaleSinceTicks);
-            return hit.Caller;
-        }
-        if (_cache.Count > 100_000)
-        {
-            _cache.Clear(); // Bounded: a flood of random keys must not grow memory.
-        }
-        _cache[cacheKey] = (caller, now.UtcTicks + _ttlTicks, 0);
-        return caller;
     }
 
     /// <summary>The caller of a key this replica looked up recently and found valid, without touching Postgres.</summary>
     public bool TryGetCached(string key, out Caller? caller)
     {
         caller = null;
-        return _cache.TryGetValue(Convert.ToBase64String(ApiKeys.Hash(key)), out var hit) && hit.ExpiresTicks > time.GetUtcNow().UtcTicks
-            && (caller = hit.Caller) is not null;
+        var hash = ApiKeys.Hash(key);
+        var cacheKey = Convert.ToBase64String(hash);
+        if (!_cache.TryGetValue(cacheKey, out var hit) || hit.Caller is null)
+        {
+            return false;
+        }
+        var now = time.GetUtcNow().UtcTicks;
+        if (hit.ExpiresTicks <= now)
+        {
+            return false;
+        }
+        if (hit.ExpiresTicks - now < _ttlTicks / 5 && !_loads.ContainsKey(cacheKey))
+        {
+            // Renew ahead of expiry (no permit: a key found valid, at most once a TTL); this request goes on with the cached answer.
+            var renewal = new TaskCompletionSource<Lookup>(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (_loads.TryAdd(cacheKey, renewal.Task))
+            {
+                _ = LoadIntoCacheAsync(hash, cacheKey, renewal);
+            }
+        }
+        caller = hit.Caller;
+        return true;
     }
 
     /// <summary>Forgets cached lookups (after a revocation on this replica, so it applies here at once).</summary>
-    public void InvalidateCache() => _cache.Clear();
+    public void InvalidateCache()
+    {
+        Interlocked.Increment(ref _generation);
+        _cache.Clear();
+    }
+
+    /// <summary>
+    /// The one lookup of <paramref name="cacheKey"/> in flight, registered in <see cref="_loads"/> by the caller. It belongs to
+    /// no request, so a client that hangs up does not fail the others waiting on it.
+    /// </summary>
+    private async Task LoadIntoCacheAsync(byte[] hash, string cacheKey, TaskCompletionSource<Lookup> result)
+    {
+        var generation = Interlocked.Read(ref _generation);
+        var now = time.GetUtcNow();
+        _cache.TryGetValue(cacheKey, out var hit);
+        try
+        {
+            var caller = await LoadAsync(hash, now, CancellationToken.None);
+            if (Interlocked.Read(ref _generation) == generation)
+            {
+                if (_cache.Count > 100_000)
+                {
+                    _cache.Clear(); // Bounded: a flood of random keys must not grow memory.
+                }
+                _cache[cacheKey] = (caller, now.UtcTicks + _ttlTicks, 0);
+            }
+            result.SetResult(new Lookup(caller));
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException && hit.ExpiresTicks > 0
+                                   && now.UtcTicks - (hit.StaleSinceTicks == 0 ? hit.ExpiresTicks : hit.StaleSinceTicks) < _staleTicks)
+        {
+            // Postgres is unreachable: a key this replica verified recently keeps working (stale-if-error), checked again
+            // after another TTL, so an outage of the store does not lock out every tenant once the cache expires.
+            if (Interlocked.Read(ref _generation) == generation)
+            {
+                _cache[cacheKey] = (hit.Caller, now.UtcTicks + _ttlTicks, hit.StaleSinceTicks == 0 ? hit.ExpiresTicks : hit.StaleSinceTicks);
+            }
+            result.SetResult(new Lookup(hit.Caller));
+        }
+        catch (Exception ex)
+        {
+            result.SetException(ex);
+        }
+        finally
+        {
+            _loads.TryRemove(new KeyValuePair<string, Task<Lookup>>(cacheKey, result.Task));
+        }
+    }
+
+    /// <summary>A lookup's answer; <c>Abandoned</c> when its starter was refused a flood permit before querying.</summary>
+    private readonly record struct Lookup(Caller? Caller, bool Abandoned = false);
 
     private async Task<Caller?> LoadAsync(byte[] hash, DateTimeOffset now, CancellationToken cancellationToken)
     {

@@ -1,0 +1,74 @@
+using System.Net;
+using System.Net.Http.Headers;
+using Microsoft.Extensions.DependencyInjection;
+using ModelGateway.Api.Tenancy;
+using ModelGateway.Api.Tests.Support;
+
+namespace ModelGateway.Api.Tests.Security;
+
+/// <summary>A one-second key cache and a flood guard of two lookups a minute per address: any stampede of lookups shows.</summary>
+public sealed class ShortKeyCacheFixture : GatewayFixture
+{
+    protected override IEnumerable<KeyValuePair<string, string?>> ExtraSettings => new Dictionary<string, string?>
+    {
+        ["Tenancy:KeyCacheTtl"] = "00:00:01",
+        ["FloodGuard:PermitsPerMinute"] = "2",
+    };
+}
+
+/// <summary>
+/// The key cache under concurrency: a key in use is renewed before its entry lapses, and requests that miss together
+/// share one lookup, so a busy client behind one address never spends the flood guard's permits on its own valid key.
+/// </summary>
+public sealed class KeyCacheTests(ShortKeyCacheFixture fx) : IClassFixture<ShortKeyCacheFixture>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task A_key_in_constant_use_from_one_address_is_never_refused_as_its_cache_entry_ages()
+    {
+        var store = fx.Gateway.Services.GetRequiredService<TenantStore>();
+        store.InvalidateCache();
+        // 32 clients for four cache lifetimes. Without renewal ahead of expiry, every expiry sent the requests arriving
+        // meanwhile to Postgres one by one, each taking a permit: the third of them (2 a minute here) was refused.
+        var statuses = new System.Collections.Concurrent.ConcurrentBag<HttpStatusCode>();
+        var until = DateTime.UtcNow.AddSeconds(4.2);
+        await Task.WhenAll(Enumerable.Range(0, 32).Select(async _ =>
+        {
+            while (DateTime.UtcNow < until)
+            {
+                statuses.Add(await ModelsAsync(GatewayFixture.DevKey));
+            }
+        }));
+        Assert.True(statuses.Count > 100, $"only {statuses.Count} requests");
+        Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
+    }
+
+    [Fact]
+    public async Task Concurrent_misses_for_one_key_share_a_single_lookup_and_a_single_permit()
+    {
+        var store = fx.Gateway.Services.GetRequiredService<TenantStore>();
+        store.InvalidateCache();
+        var permits = 0;
+        var results = await Task.WhenAll(Enumerable.Range(0, 50).Select(_ =>
+            store.AuthenticateAsync(GatewayFixture.DevKey, () => Interlocked.Increment(ref permits) > 0, Ct).AsTask()));
+        Assert.Equal(1, permits);
+        Assert.All(results, r => Assert.False(r.Flooded));
+        Assert.All(results, r => Assert.Equal("dev", r.Caller?.Tenant.Id));
+        Assert.Single(results.Select(r => r.Caller).Distinct());
+
+        // An unknown key answered from the cache still counts against the address, as an unauthenticated request.
+        var refused = await store.AuthenticateAsync("sk-not-a-key", () => true, Ct);
+        Assert.Null(refused.Caller);
+        var again = await store.AuthenticateAsync("sk-not-a-key", () => false, Ct);
+        Assert.True(again.Flooded);
+    }
+
+    private async Task<HttpStatusCode> ModelsAsync(string key)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/models");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        using var response = await fx.Gateway.Client.SendAsync(request, Ct);
+        return response.StatusCode;
+    }
+}
