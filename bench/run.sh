@@ -14,6 +14,8 @@
 #
 # Pinning (2 cores): the process under test (gateway, YARP or, for "direct", the mock) runs on core 0; wrk, the
 # mock, Redis and Postgres on core 1 (taskset). So CPU figures are the proxy's own; latency includes a shared core.
+# The core1% column is how busy core 1 was during the row: near 100 the load side (not the process under test) sets the
+# latency, as in the gateway's rows, where Redis and Postgres share core 1 with wrk and the mock (docs/benchmark.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -113,6 +115,8 @@ url() { # $1 target $2 proto
 }
 pid_of() { case "$1" in direct) echo $mock ;; yarp) echo $yarp ;; gateway) echo $gw ;; esac; }
 cpu_ticks() { awk '{print $14+$15}' /proc/$1/stat; }
+# Core 1's busy and total ticks (/proc/stat): how loaded the load generator's core was (wrk, the mock, Redis, Postgres).
+core1_ticks() { awk '/^cpu1 /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
 hz=$(getconf CLK_TCK)
 
 # Sanity: one request through the gateway must succeed before measuring.
@@ -163,7 +167,7 @@ fi
 
 json="bench/results/latest.json"
 echo "[" > "$json"; first=1
-printf '%-8s %-7s %-9s %5s %9s %9s %9s %10s %10s %9s %7s\n' target kind protocol conns req/s p50_ms p99_ms added_p50 added_p99 cpu_us/req rss_MB
+printf '%-8s %-7s %-9s %5s %9s %9s %9s %10s %10s %9s %7s %6s\n' target kind protocol conns req/s p50_ms p99_ms added_p50 added_p99 cpu_us/req rss_MB core1%
 declare -A base50 base99 bttfc50 bttfc99 bgap99 bgapmax
 probe_rows=()
 for proto in $PROTOS; do
@@ -173,9 +177,10 @@ for proto in $PROTOS; do
         bf="$work/body.json"; body "$target" "$kind" "$proto" > "$bf"
         t=$([ "$c" -eq 1 ] && echo 1 || echo 2)
         BODY_FILE=$bf taskset -c 1 wrk -t"$t" -c"$c" -d"${WARMUP}s" -s bench/load.lua "$(url "$target" "$proto")" >/dev/null 2>&1 || true
-        pid=$(pid_of "$target"); before=$(cpu_ticks "$pid")
+        pid=$(pid_of "$target"); before=$(cpu_ticks "$pid"); c1before=$(core1_ticks)
         out=$(BODY_FILE=$bf taskset -c 1 wrk -t"$t" -c"$c" -d"${DURATION}s" --timeout 10s -s bench/load.lua "$(url "$target" "$proto")" 2>&1 || true)
-        after=$(cpu_ticks "$pid")
+        after=$(cpu_ticks "$pid"); c1after=$(core1_ticks)
+        core1=$(echo "$c1before $c1after" | awk '{ if ($4 > $2) printf "%.0f", ($3-$1)*100/($4-$2); else print 0 }')
         rss=$(awk '/VmHWM/{print $2/1024}' /proc/$pid/status)
         r=$(printf '%s\n' "$out" | grep '^RESULT' || echo "RESULT requests=0 duration_us=1 p50_us=0 p99_us=0 errors=1 non2xx=0")
         eval "$(printf '%s' "${r#RESULT }" | tr ' ' '\n' | sed 's/^/local_/')"
@@ -205,13 +210,13 @@ for proto in $PROTOS; do
             "$(ms "$probe_ttfc_p99_us" "${bttfc99[$key]}")" "$(ms "$probe_gap_p99_us")" "$(ms "$probe_gap_p99_us" "${bgap99[$key]}")" "$(ms "$probe_gap_max_us")" \
             "$(ms "$probe_gap_max_us" "${bgapmax[$key]}")")
         fi
-        printf '%-8s %-7s %-9s %5s %9s %9.3f %9.3f %10s %10s %9s %7.0f%s\n' "$target" "$kind" "$proto" "$c" "$rps" \
-          "$(awk -v x="$local_p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$local_p99_us" 'BEGIN{print x/1000}')" "$a50" "$a99" "$cpu" "$rss" \
+        printf '%-8s %-7s %-9s %5s %9s %9.3f %9.3f %10s %10s %9s %7.0f %6s%s\n' "$target" "$kind" "$proto" "$c" "$rps" \
+          "$(awk -v x="$local_p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$local_p99_us" 'BEGIN{print x/1000}')" "$a50" "$a99" "$cpu" "$rss" "$core1" \
           "$([ "$errs" -gt 0 ] && echo "  ERRORS=$errs" || true)"
         [ $first -eq 1 ] || echo "," >> "$json"; first=0
-        printf '{"target":"%s","kind":"%s","protocol":"%s","connections":%s,"rps":%s,"p50_ms":%s,"p99_ms":%s,"added_p50_ms":%s,"added_p99_ms":%s,"cpu_us_per_request":%s,"peak_rss_mb":%s,"errors":%s}' \
+        printf '{"target":"%s","kind":"%s","protocol":"%s","connections":%s,"rps":%s,"p50_ms":%s,"p99_ms":%s,"added_p50_ms":%s,"added_p99_ms":%s,"cpu_us_per_request":%s,"peak_rss_mb":%s,"load_core_busy_pct":%s,"errors":%s}' \
           "$target" "$kind" "$proto" "$c" "$rps" "$(awk -v x="$local_p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$local_p99_us" 'BEGIN{print x/1000}')" \
-          "$a50" "$a99" "${cpu/nan/null}" "$rss" "$errs" | sed "s/}\$/$extra}/" >> "$json"
+          "$a50" "$a99" "${cpu/nan/null}" "$rss" "$core1" "$errs" | sed "s/}\$/$extra}/" >> "$json"
       done
     done
   done

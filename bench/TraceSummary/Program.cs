@@ -7,10 +7,13 @@ using Microsoft.Diagnostics.Tracing.Parsers.Clr;
 // Prints allocations by type (sampled every ~100 KB by the runtime's AllocationTick event, so figures are estimates), then
 // for one type (or all, "*") the call stacks that allocate it, then GC pauses by generation. With --requests (the requests
 // served during the capture) every figure is also given per request.
+// With --stalls MS (capture the Microsoft.AspNetCore.Hosting provider too): every stretch of MS or more in which no request
+// completed, with what the runtime reported during it (GC pauses, thread-pool thread changes and why, lock contention over
+// 1 ms), to tell a stall inside the gateway from one outside it (a starved upstream, a paused machine).
 var options = Options.Parse(args);
 if (options is null)
 {
-    Console.Error.WriteLine("usage: TraceSummary <file.nettrace> [--requests N] [--type NAME|*] [--depth N] [--top N]");
+    Console.Error.WriteLine("usage: TraceSummary <file.nettrace> [--requests N] [--type NAME|*] [--depth N] [--top N] [--stalls MS]");
     return 2;
 }
 
@@ -19,6 +22,9 @@ var byType = new Dictionary<string, long>();
 var byStack = new Dictionary<string, long>();
 long total = 0, typeTotal = 0;
 var pauses = new List<(double AtMs, double Ms, int Generation)>();
+var completions = new List<double>();
+var poolChanges = new List<(double AtMs, string What)>();
+var contentions = new List<(double AtMs, double Ms)>();
 double suspendedAt = -1;
 var generation = -1;
 foreach (var e in log.Events)
@@ -46,7 +52,35 @@ foreach (var e in log.Events)
             pauses.Add((suspendedAt, e.TimeStampRelativeMSec - suspendedAt, generation));
             suspendedAt = -1;
             break;
+        case { ProviderName: "Microsoft.AspNetCore.Hosting", EventName: "Request/Stop" }:
+            completions.Add(e.TimeStampRelativeMSec);
+            break;
+        case { EventName: "ThreadPoolWorkerThreadAdjustment/Adjustment" }:
+            poolChanges.Add((e.TimeStampRelativeMSec, $"workers -> {e.PayloadByName("NewWorkerThreadCount")} ({e.PayloadByName("Reason")})"));
+            break;
+        case { EventName: "Contention/Stop" } when e.PayloadByName("DurationNs") is double ns && ns > 1e6:
+            contentions.Add((e.TimeStampRelativeMSec - ns / 1e6, ns / 1e6));
+            break;
     }
+}
+
+if (options.StallMs is { } stallMs)
+{
+    completions.Sort();
+    Console.WriteLine($"{completions.Count} requests completed; stretches of {stallMs} ms or more without one:");
+    for (var i = 1; i < completions.Count; i++)
+    {
+        var (from, to) = (completions[i - 1], completions[i]);
+        if (to - from < stallMs)
+        {
+            continue;
+        }
+        var gcs = pauses.Where(p => p.AtMs < to && p.AtMs + p.Ms > from).Select(p => $"gen{p.Generation} {p.Ms:F1} ms");
+        var pool = poolChanges.Where(c => c.AtMs >= from && c.AtMs <= to).Select(c => c.What);
+        var locks = contentions.Where(c => c.AtMs < to && c.AtMs + c.Ms > from).Select(c => $"{c.Ms:F1} ms");
+        Console.WriteLine($"  at {from / 1000:F3} s: {to - from:F1} ms; GC [{string.Join(", ", gcs)}]; thread pool [{string.Join(", ", pool)}]; contention [{string.Join(", ", locks)}]");
+    }
+    return 0;
 }
 
 string PerRequest(long bytes) => options.Requests is { } n and > 0 ? $" {bytes / 1024.0 / n,7:F2} KB/req" : "";
@@ -89,7 +123,7 @@ static string Stack(TraceCallStack? frame, int depth)
     return frames.Count == 0 ? "    (no managed frames)" : string.Join('\n', frames);
 }
 
-internal sealed record Options(string Path, long? Requests, string Type, int Depth, int Top)
+internal sealed record Options(string Path, long? Requests, string Type, int Depth, int Top, double? StallMs)
 {
     public static Options? Parse(string[] args)
     {
@@ -100,6 +134,7 @@ internal sealed record Options(string Path, long? Requests, string Type, int Dep
         long? requests = null;
         string type = "*";
         int depth = 6, top = 25;
+        double? stallMs = null;
         for (var i = 1; i + 1 < args.Length; i += 2)
         {
             switch (args[i])
@@ -108,9 +143,10 @@ internal sealed record Options(string Path, long? Requests, string Type, int Dep
                 case "--type": type = args[i + 1]; break;
                 case "--depth": depth = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
                 case "--top": top = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
+                case "--stalls": stallMs = double.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
                 default: return null;
             }
         }
-        return new Options(args[0], requests, type, depth, top);
+        return new Options(args[0], requests, type, depth, top, stallMs);
     }
 }
