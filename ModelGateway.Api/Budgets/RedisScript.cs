@@ -43,6 +43,13 @@ internal sealed class RedisScript(string name, string source)
             {
                 return await db.ScriptEvaluateAsync(Source, keys, args);
             }
+            catch (InvalidOperationException ex)
+            {
+                // A write racing the teardown of a failing connection surfaces from StackExchange.Redis as "Writing is not
+                // allowed after writer was completed" (seen when Redis was killed under load): it is a connection failure,
+                // and the callers' handling of those (fail open or closed, settlement logged) applies.
+                throw new RedisConnectionException(ConnectionFailureType.SocketFailure, $"Redis write failed: {ex.Message}", ex);
+            }
         }
         catch (Exception ex) when (span is not null)
         {
