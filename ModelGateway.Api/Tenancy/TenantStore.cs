@@ -89,6 +89,9 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
             if (_loads.TryAdd(cacheKey, renewal.Task))
             {
                 _ = LoadIntoCacheAsync(hash, cacheKey, renewal);
+                // Nobody may wait on a renewal: a failure is observed here, and the entry expires as it would have.
+                renewal.Task.ContinueWith(static t => _ = t.Exception, CancellationToken.None,
+                    TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             }
         }
         caller = hit.Caller;
