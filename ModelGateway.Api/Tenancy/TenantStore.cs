@@ -27,8 +27,8 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
 
     /// <summary>
     /// The caller a key belongs to, or null for an unknown, revoked or expired key. <paramref name="takePermit"/> is asked
-    /// only when this request would start a Postgres query itself (not when it joins one in flight); false refuses it
-    /// (returned as <c>Flooded</c>).
+    /// only when this request would start a Postgres query itself (not when it joins one in flight, nor to reload a key
+    /// found valid within the last TTL), and for an unknown key answered from the cache; false refuses it (<c>Flooded</c>).
     /// </summary>
     public async ValueTask<(Caller? Caller, bool Flooded)> AuthenticateAsync(string key, Func<bool> takePermit, CancellationToken cancellationToken)
     {
@@ -36,7 +36,8 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
         var cacheKey = Convert.ToBase64String(hash);
         while (true)
         {
-            if (_cache.TryGetValue(cacheKey, out var hit) && hit.ExpiresTicks > time.GetUtcNow().UtcTicks)
+            var now = time.GetUtcNow().UtcTicks;
+            if (_cache.TryGetValue(cacheKey, out var hit) && hit.ExpiresTicks > now)
             {
                 // An unknown key answered from the cache still counts as an unauthenticated request.
                 return hit.Caller is null && !takePermit() ? (null, true) : (hit.Caller, false);
@@ -56,7 +57,10 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
             {
                 continue;
             }
-            if (!takePermit())
+            // A key found valid within the last TTL (its renewal did not come in time: no request in the window, or a pause)
+            // is a reload, not an unknown key: it needs no permit. One reload per key per expiry, single-flight as above.
+            var recentlyValid = hit.Caller is not null && now - hit.ExpiresTicks < _ttlTicks;
+            if (!recentlyValid && !takePermit())
             {
                 _loads.TryRemove(new KeyValuePair<string, Task<Lookup>>(cacheKey, mine.Task));
                 mine.SetResult(new Lookup(null, Abandoned: true));

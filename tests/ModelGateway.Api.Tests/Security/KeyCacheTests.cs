@@ -57,6 +57,13 @@ public sealed class KeyCacheTests(ShortKeyCacheFixture fx) : IClassFixture<Short
         Assert.All(results, r => Assert.Equal("dev", r.Caller?.Tenant.Id));
         Assert.Single(results.Select(r => r.Caller).Distinct());
 
+        // Past its TTL (no renewal ran: no request came in its last fifth), the key is reloaded without a permit: it was
+        // valid a moment ago, so this is not an unknown key's lookup.
+        await Task.Delay(TimeSpan.FromMilliseconds(1100), Ct);
+        var reloaded = await store.AuthenticateAsync(GatewayFixture.DevKey, () => false, Ct);
+        Assert.False(reloaded.Flooded);
+        Assert.Equal("dev", reloaded.Caller?.Tenant.Id);
+
         // An unknown key answered from the cache still counts against the address, as an unauthenticated request.
         var refused = await store.AuthenticateAsync("sk-not-a-key", () => true, Ct);
         Assert.Null(refused.Caller);
