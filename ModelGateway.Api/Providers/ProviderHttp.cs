@@ -39,10 +39,8 @@ internal static class ProviderHttp
         timeout.CancelAfter(firstByteTimeout);
         try
         {
-            // An invoker returns at the headers with the body unread; an HttpClient (tests) must be told not to buffer it.
-            var response = await (http is HttpClient client
-                ? client.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, timeout.Token)
-                : http.SendAsync(message, timeout.Token));
+            // An invoker returns at the headers, the body unread (HttpClient's ResponseHeadersRead).
+            var response = await http.SendAsync(message, timeout.Token);
             return (response, null);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)

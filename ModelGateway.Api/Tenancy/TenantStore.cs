@@ -93,9 +93,6 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
             if (_loads.TryAdd(cacheKey, renewal.Task))
             {
                 _ = LoadIntoCacheAsync(hash, cacheKey, renewal);
-                // Nobody may wait on a renewal: a failure is observed here, and the entry expires as it would have.
-                renewal.Task.ContinueWith(static t => _ = t.Exception, CancellationToken.None,
-                    TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             }
         }
         caller = hit.Caller;
@@ -145,6 +142,8 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
         catch (Exception ex)
         {
             result.SetException(ex);
+            // Marked observed: waiters still get it, and a renewal nobody waits on fails quietly (the entry then expires as it would have).
+            _ = result.Task.Exception;
         }
         finally
         {

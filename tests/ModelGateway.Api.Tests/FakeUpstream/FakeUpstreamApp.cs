@@ -30,6 +30,9 @@ public sealed class FakeUpstreamApp : WebApplicationFactory<FakeUpstream::Progra
 
     private HttpClient? _client;
 
+    /// <summary>What the gateway's router sends through: a handler chain, no <see cref="HttpClient"/> (absolute URIs, body unbuffered).</summary>
+    public HttpMessageInvoker Invoker { get; } = new(new SocketsHttpHandler());
+
     public HttpClient Client
     {
         get
@@ -90,6 +93,7 @@ public sealed class FakeUpstreamApp : WebApplicationFactory<FakeUpstream::Progra
     protected override void Dispose(bool disposing)
     {
         _client?.Dispose();
+        Invoker.Dispose();
         base.Dispose(disposing);
     }
 }

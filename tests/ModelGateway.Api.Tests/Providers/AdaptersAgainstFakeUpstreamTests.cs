@@ -29,7 +29,7 @@ public sealed class AdaptersAgainstFakeUpstreamTests(FakeUpstreamApp fake) : ICl
         };
         var type = protocol switch { "anthropic" => ProviderTypes.Anthropic, "llamacpp" => ProviderTypes.LlamaCpp, _ => ProviderTypes.OpenAICompatible };
         var target = Target(type, model, baseUrl: new Uri(fake.Client.BaseAddress!, path).ToString(), apiKey: "sk-fake");
-        return await adapter.SendAsync(new ProviderCall(Request(request), target, fake.Client), TestContext.Current.CancellationToken);
+        return await adapter.SendAsync(new ProviderCall(Request(request), target, fake.Invoker), TestContext.Current.CancellationToken);
     }
 
     [Theory]

@@ -31,7 +31,7 @@ internal sealed class StubUpstream(HttpStatusCode status, byte[] body, string co
 
     public static StubUpstream Sse(string body) => new(HttpStatusCode.OK, Encoding.UTF8.GetBytes(body), "text/event-stream");
 
-    public HttpClient Client() => new(this);
+    public HttpMessageInvoker Client() => new(this);
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {

@@ -49,7 +49,7 @@ public sealed class FakeUpstreamSchemaTests(FakeUpstreamApp fake) : IClassFixtur
             {"model":"alias","stream":{{{{(stream ? "true" : "false")}}}},"messages":[{"role":"user","content":"Describe someone"}],
              "response_format":{"type":"json_schema","json_schema":{"name":"person","schema":{{{{schema}}}}}}}
             """);
-        using var response = await adapter.SendAsync(new ProviderCall(request, target, fake.Client), TestContext.Current.CancellationToken);
+        using var response = await adapter.SendAsync(new ProviderCall(request, target, fake.Invoker), TestContext.Current.CancellationToken);
         if (stream)
         {
             var events = await ReadAllAsync(response);
