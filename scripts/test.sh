@@ -15,10 +15,17 @@ for project in tests/*.Tests; do
   echo "== $name"
   if [ "$name" = "ModelGateway.Realtime.Tests" ]; then
     # WebRTC tests run in a network namespace of their own: only loopback exists, no packet leaves the machine.
-    unshare -n sh -c "ip link set lo up && dotnet test --project '$project' --no-build -- --report-trx --results-directory '$results/$name'" || status=1
+    unshare -n sh -c "ip link set lo up && dotnet test --project '$project' --no-build -- --report-trx --results-directory '$results/$name'" 2>&1 | tee "$results/$name.log" || status=1
   else
-    dotnet test --project "$project" --no-build -- --report-trx --results-directory "$results/$name" || status=1
+    dotnet test --project "$project" --no-build -- --report-trx --results-directory "$results/$name" 2>&1 | tee "$results/$name.log" || status=1
   fi
+done
+
+# A failing test host prints its whole standard output after the failures, which pushes them out of a log's tail:
+# repeat each failed test's name, message and first stack lines here, just above the totals.
+for log in "$results"/*.log; do
+  [ -f "$log" ] || continue
+  awk '/^failed /{n=14; print "FAILED " substr($0, 8); next} n>0 && /^  /{print; n--; next} {n=0}' "$log"
 done
 
 passed=0; failed=0; total=0

@@ -104,6 +104,9 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
     {
         Interlocked.Increment(ref _generation);
         _cache.Clear();
+        // A lookup already in flight may have read the key before the change: later requests start their own instead of
+        // joining it (it finishes for those already waiting, and its generation keeps it out of the cache).
+        _loads.Clear();
     }
 
     /// <summary>

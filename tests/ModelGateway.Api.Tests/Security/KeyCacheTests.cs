@@ -71,6 +71,24 @@ public sealed class KeyCacheTests(ShortKeyCacheFixture fx) : IClassFixture<Short
         Assert.True(again.Flooded);
     }
 
+    [Fact]
+    public async Task After_an_invalidation_a_request_does_not_join_a_lookup_that_began_before_it()
+    {
+        var store = fx.Gateway.Services.GetRequiredService<TenantStore>();
+        store.InvalidateCache();
+        var permits = 0;
+        bool Count() => Interlocked.Increment(ref permits) > 0;
+        var before = store.AuthenticateAsync(GatewayFixture.DevKey, Count, Ct).AsTask();
+        Assert.False(before.IsCompleted, "the first lookup is still in flight (waiting on Postgres)");
+        // A revocation on this replica: the lookup in flight may have read the key before it, so it must not answer
+        // requests that arrive afterwards (they start their own lookup, and ask for their own permit).
+        store.InvalidateCache();
+        var after = await store.AuthenticateAsync(GatewayFixture.DevKey, Count, Ct);
+        await before;
+        Assert.Equal(2, permits);
+        Assert.Equal("dev", after.Caller?.Tenant.Id);
+    }
+
     private async Task<HttpStatusCode> ModelsAsync(string key)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/models");
