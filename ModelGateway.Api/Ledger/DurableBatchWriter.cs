@@ -50,6 +50,8 @@ internal sealed partial class DurableBatchWriter<T> : Telemetry.IObservedWriter
     private long _written;
     private long _rejected;
 
+    private readonly SemaphoreSlim _gathering = new(1, 1);
+
     private static readonly TimeSpan StoppingPoll = TimeSpan.FromMilliseconds(20);
 
     public BatchWriterSettings Settings { get; }
@@ -185,27 +187,45 @@ internal sealed partial class DurableBatchWriter<T> : Telemetry.IObservedWriter
                 {
                     return;
                 }
-                Drain(reader, batch);
-                if (batch.Count == 0)
+                // One writer gathers a batch at a time; the others write theirs meanwhile. Without this every idle writer woke
+                // on the same record, waited the same flush interval and inserted at the same moment: the store got its
+                // work in coincident bursts (a longer stall for whatever shares its CPU) instead of one batch per interval.
+                try
                 {
-                    try
-                    {
-                        // While stopping, poll briefly: the loop ends once the outstanding slots are gone (another writer's
-                        // batch in flight holds slots too, so this writer must look again soon, not after a flush interval).
-                        var wait = stopping.IsCancellationRequested ? StoppingPoll : Timeout.InfiniteTimeSpan;
-                        using var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping.IsCancellationRequested ? abandon : stopping, abandon);
-                        cts.CancelAfter(wait);
-                        await reader.WaitToReadAsync(cts.Token);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                    }
-                    continue;
+                    await _gathering.WaitAsync(abandon);
                 }
-                if (batch.Count < Settings.BatchSize && !stopping.IsCancellationRequested)
+                catch (OperationCanceledException)
                 {
-                    await DelayQuietlyAsync(Settings.FlushInterval, stopping);
+                    break;
+                }
+                try
+                {
                     Drain(reader, batch);
+                    if (batch.Count == 0)
+                    {
+                        try
+                        {
+                            // While stopping, poll briefly: the loop ends once the outstanding slots are gone (another writer's
+                            // batch in flight holds slots too, so this writer must look again soon, not after a flush interval).
+                            var wait = stopping.IsCancellationRequested ? StoppingPoll : Timeout.InfiniteTimeSpan;
+                            using var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping.IsCancellationRequested ? abandon : stopping, abandon);
+                            cts.CancelAfter(wait);
+                            await reader.WaitToReadAsync(cts.Token);
+                        }
+                        catch (OperationCanceledException)
+                        {
+                        }
+                        continue;
+                    }
+                    if (batch.Count < Settings.BatchSize && !stopping.IsCancellationRequested)
+                    {
+                        await DelayQuietlyAsync(Settings.FlushInterval, stopping);
+                        Drain(reader, batch);
+                    }
+                }
+                finally
+                {
+                    _gathering.Release();
                 }
             }
 

@@ -144,6 +144,60 @@ public sealed class DurableBatchWriterTests
         await loop;
     }
 
+    /// <summary>A store that counts its inserts and how many run at once.</summary>
+    private sealed class CountingStore : IBatchSink<int>
+    {
+        private int _running;
+        public int Batches;
+        public int MaxAtOnce;
+        public int Stored;
+
+        public async Task WriteAsync(IReadOnlyList<int> batch, CancellationToken cancellationToken)
+        {
+            var running = Interlocked.Increment(ref _running);
+            InterlockedMax(ref MaxAtOnce, running);
+            await Task.Delay(2, cancellationToken);
+            Interlocked.Increment(ref Batches);
+            Interlocked.Add(ref Stored, batch.Count);
+            Interlocked.Decrement(ref _running);
+        }
+
+        private static void InterlockedMax(ref int target, int value)
+        {
+            int seen;
+            while ((seen = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, seen) != seen)
+            {
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Writers_gather_one_batch_at_a_time_so_a_store_that_keeps_up_gets_one_insert_per_flush_interval()
+    {
+        // Three writers, a 100 ms flush interval, a record every 5 ms for a second, a store that keeps up: one batch per
+        // interval. When every idle writer gathered at once, the records were split between them: about three times the
+        // inserts, arriving together.
+        var store = new CountingStore();
+        var writer = new DurableBatchWriter<int>(store, new BatchWriterSettings("gather", 10_000, 10_000, TimeSpan.FromMilliseconds(100),
+            TimeSpan.FromMilliseconds(50), Writers: 3), NullLogger.Instance);
+        using var stop = new CancellationTokenSource();
+        var loop = Task.Run(() => writer.RunAsync(stop.Token, CancellationToken.None), Ct);
+        var sent = 0;
+        var until = DateTime.UtcNow.AddSeconds(1);
+        while (DateTime.UtcNow < until)
+        {
+            Queue(writer, [sent++]);
+            await Task.Delay(5, Ct);
+        }
+        Assert.True(await writer.FlushAsync(TimeSpan.FromSeconds(10), Ct));
+        await stop.CancelAsync();
+        await loop;
+
+        Assert.Equal(sent, store.Stored);
+        Assert.InRange(store.Batches, 1, 14); // ~10 intervals in the second, plus the last partial one and timer slack
+        Assert.Equal(1, store.MaxAtOnce);
+    }
+
     [Fact]
     public async Task A_full_buffer_makes_a_request_wait_for_room_and_refuses_it_only_when_none_frees_in_time()
     {
