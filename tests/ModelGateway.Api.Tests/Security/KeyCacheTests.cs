@@ -78,15 +78,26 @@ public sealed class KeyCacheTests(ShortKeyCacheFixture fx) : IClassFixture<Short
         store.InvalidateCache();
         var permits = 0;
         bool Count() => Interlocked.Increment(ref permits) > 0;
+        // The table locked, so the first lookup is certainly still in flight (waiting in Postgres) when the invalidation comes.
+        await using var conn = new Npgsql.NpgsqlConnection(fx.PostgresConnectionString);
+        await conn.OpenAsync(Ct);
+        await using var tx = await conn.BeginTransactionAsync(Ct);
+        await using (var lockTable = new Npgsql.NpgsqlCommand("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE", conn, tx))
+        {
+            await lockTable.ExecuteNonQueryAsync(Ct);
+        }
         var before = store.AuthenticateAsync(GatewayFixture.DevKey, Count, Ct).AsTask();
-        Assert.False(before.IsCompleted, "the first lookup is still in flight (waiting on Postgres)");
         // A revocation on this replica: the lookup in flight may have read the key before it, so it must not answer
         // requests that arrive afterwards (they start their own lookup, and ask for their own permit).
         store.InvalidateCache();
-        var after = await store.AuthenticateAsync(GatewayFixture.DevKey, Count, Ct);
-        await before;
+        var after = store.AuthenticateAsync(GatewayFixture.DevKey, Count, Ct).AsTask();
+        await Task.Delay(100, Ct);
+        Assert.False(before.IsCompleted);
+        Assert.False(after.IsCompleted);
+        await tx.RollbackAsync(Ct);
+        await Task.WhenAll(before, after);
         Assert.Equal(2, permits);
-        Assert.Equal("dev", after.Caller?.Tenant.Id);
+        Assert.Equal("dev", after.Result.Caller?.Tenant.Id);
     }
 
     private async Task<HttpStatusCode> ModelsAsync(string key)
