@@ -22,21 +22,18 @@ internal sealed class RequestAuthenticator(TenantStore tenants, FloodGuard flood
     public async ValueTask<(AuthResult Result, Caller? Caller)> AuthenticateAsync(HttpContext context, bool allowAdmin)
     {
         var key = ApiKeys.BearerToken(context);
-        if (key is not null && key.Length <= 256)
-        {
-            if (allowAdmin && ApiKeys.FixedTimeEquals(key, options.Value.AdminKey))
-            {
-                return (AuthResult.Admin, null);
-            }
-            if (tenants.TryGetCached(key, out var cached))
-            {
-                context.Items[typeof(Caller)] = cached;
-                return (AuthResult.Tenant, cached);
-            }
-        }
         if (key is null || key.Length > 256)
         {
             return (flood.TryAcquire(context) ? AuthResult.Unauthenticated : AuthResult.Flooded, null);
+        }
+        if (allowAdmin && ApiKeys.FixedTimeEquals(key, options.Value.AdminKey))
+        {
+            return (AuthResult.Admin, null);
+        }
+        if (tenants.TryGetCached(key, out var cached))
+        {
+            context.Items[typeof(Caller)] = cached;
+            return (AuthResult.Tenant, cached);
         }
         // A permit only for a request that would query Postgres itself, not one joining a lookup of the same key in flight.
         var (caller, flooded) = await tenants.AuthenticateAsync(key, () => flood.TryAcquire(context), context.RequestAborted);
