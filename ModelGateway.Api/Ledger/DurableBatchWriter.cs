@@ -187,9 +187,6 @@ internal sealed partial class DurableBatchWriter<T> : Telemetry.IObservedWriter
                 {
                     return;
                 }
-                // One writer gathers a batch at a time; the others write theirs meanwhile. Without this every idle writer woke
-                // on the same record, waited the same flush interval and inserted at the same moment: the store got its
-                // work in coincident bursts (a longer stall for whatever shares its CPU) instead of one batch per interval.
                 try
                 {
                     await _gathering.WaitAsync(abandon);
@@ -200,32 +197,15 @@ internal sealed partial class DurableBatchWriter<T> : Telemetry.IObservedWriter
                 }
                 try
                 {
-                    Drain(reader, batch);
-                    if (batch.Count == 0)
-                    {
-                        try
-                        {
-                            // While stopping, poll briefly: the loop ends once the outstanding slots are gone (another writer's
-                            // batch in flight holds slots too, so this writer must look again soon, not after a flush interval).
-                            var wait = stopping.IsCancellationRequested ? StoppingPoll : Timeout.InfiniteTimeSpan;
-                            using var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping.IsCancellationRequested ? abandon : stopping, abandon);
-                            cts.CancelAfter(wait);
-                            await reader.WaitToReadAsync(cts.Token);
-                        }
-                        catch (OperationCanceledException)
-                        {
-                        }
-                        continue;
-                    }
-                    if (batch.Count < Settings.BatchSize && !stopping.IsCancellationRequested)
-                    {
-                        await DelayQuietlyAsync(Settings.FlushInterval, stopping);
-                        Drain(reader, batch);
-                    }
+                    await GatherAsync(reader, batch, stopping, abandon);
                 }
                 finally
                 {
                     _gathering.Release();
+                }
+                if (batch.Count == 0)
+                {
+                    continue;
                 }
             }
 
@@ -259,6 +239,38 @@ internal sealed partial class DurableBatchWriter<T> : Telemetry.IObservedWriter
                 var delay = TimeSpan.FromMilliseconds(Math.Min(Settings.MaxRetryDelay.TotalMilliseconds, 100 * Math.Pow(2, Math.Min(failures, 10))));
                 await DelayQuietlyAsync(delay, abandon);
             }
+        }
+    }
+
+    /// <summary>
+    /// Fills <paramref name="batch"/>: what is queued, and if that is less than a batch, what arrives within the flush
+    /// interval; or waits until something is queued and leaves it empty. Called by one writer at a time (<see cref="_gathering"/>):
+    /// otherwise every idle writer woke on the same record, waited the same interval and inserted at the same moment, so the
+    /// store got its work in coincident bursts (a longer stall for whatever shares its CPU) instead of one batch per interval.
+    /// </summary>
+    private async Task GatherAsync(ChannelReader<T> reader, List<T> batch, CancellationToken stopping, CancellationToken abandon)
+    {
+        Drain(reader, batch);
+        if (batch.Count == 0)
+        {
+            try
+            {
+                // While stopping, poll briefly: the loop ends once the outstanding slots are gone (another writer's batch in
+                // flight holds slots too, so this writer must look again soon, not after a flush interval).
+                var wait = stopping.IsCancellationRequested ? StoppingPoll : Timeout.InfiniteTimeSpan;
+                using var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping.IsCancellationRequested ? abandon : stopping, abandon);
+                cts.CancelAfter(wait);
+                await reader.WaitToReadAsync(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            return;
+        }
+        if (batch.Count < Settings.BatchSize && !stopping.IsCancellationRequested)
+        {
+            await DelayQuietlyAsync(Settings.FlushInterval, stopping);
+            Drain(reader, batch);
         }
     }
 
