@@ -28,7 +28,7 @@ public sealed record PolicyDecision
     public bool FailOpen { get; init; }
 
     /// <summary>A new, time-ordered decision id.</summary>
-    public static string NewDecisionId() => Guid.CreateVersion7().ToString("N");
+    public static string NewDecisionId() => Uuid7.New().ToString("N");
 }
 
 /// <summary>The engine names that appear in decisions, logs and metrics.</summary>

@@ -6,6 +6,7 @@ using ModelGateway.Api.Errors;
 using ModelGateway.Api.Ledger;
 using ModelGateway.Api.Providers;
 using ModelGateway.Api.Tenancy;
+using ModelGateway.Policy.Rules;
 using Npgsql;
 using StackExchange.Redis;
 
@@ -122,7 +123,7 @@ internal sealed partial class AdmissionService(
                 var keys = KeysFor(tenant.Id, period);
                 var minute = now.ToUnixTimeMilliseconds() / 60_000;
                 var resetIn = TimeSpan.FromMilliseconds((minute + 1) * 60_000 - now.ToUnixTimeMilliseconds());
-                var requestId = Guid.CreateVersion7(now);
+                var requestId = Uuid7.New(now);
                 var reservationField = requestId.ToString("N");
                 var expiry = now.ToUnixTimeMilliseconds() + (long)_options.ReservationTimeout.TotalMilliseconds;
                 // The same ticket whether Redis admitted the request or the local fail-open limiter did.

@@ -28,10 +28,10 @@ internal sealed class RedisScript(string name, string source)
         using var span = Telemetry.GenAITelemetry.Source.StartActivity(_spanName, ActivityKind.Client);
         if (span is not null)
         {
-            span.SetTag("db.system.name", "redis");
-            span.SetTag("db.operation.name", "EVALSHA");
-            span.SetTag("db.stored_procedure.name", Name);
-            span.SetTag("db.namespace", db.Database);
+            span.AddTag("db.system.name", "redis");
+            span.AddTag("db.operation.name", "EVALSHA");
+            span.AddTag("db.stored_procedure.name", Name);
+            span.AddTag("db.namespace", db.Database);
         }
         try
         {

@@ -17,6 +17,7 @@ using ModelGateway.Api.Telemetry;
 using ModelGateway.Api.Tenancy;
 using ModelGateway.Api.Tokenization;
 using ModelGateway.Api.Tracing;
+using ModelGateway.Policy.Rules;
 using Route = ModelGateway.Api.Routing.Route;
 
 namespace ModelGateway.Api.ChatCompletions;
@@ -243,7 +244,7 @@ internal static class ChatCompletionsApi
     private sealed class TraceDraft(long started, DateTimeOffset now)
     {
         public long Started { get; } = started;
-        public Guid Id { get; set; } = Guid.CreateVersion7(now);
+        public Guid Id { get; set; } = Uuid7.New(now);
         public DateTimeOffset Ts { get; set; } = now;
         public string? Alias { get; set; }
         public bool Stream { get; set; }

@@ -60,32 +60,33 @@ internal static class GenAITelemetry
         {
             return null;
         }
-        activity.SetTag("gen_ai.operation.name", "chat");
-        activity.SetTag("gen_ai.provider.name", ProviderName(target.Provider.Type));
-        activity.SetTag("gen_ai.request.model", target.Model);
+        // AddTag, not SetTag: the span is new, so no tag is there to replace, and SetTag would search the list for each.
+        activity.AddTag("gen_ai.operation.name", "chat");
+        activity.AddTag("gen_ai.provider.name", ProviderName(target.Provider.Type));
+        activity.AddTag("gen_ai.request.model", target.Model);
         if (request.MaxTokens is { } max)
         {
-            activity.SetTag("gen_ai.request.max_tokens", max);
+            activity.AddTag("gen_ai.request.max_tokens", max);
         }
         if (request.Temperature is { } t)
         {
-            activity.SetTag("gen_ai.request.temperature", t);
+            activity.AddTag("gen_ai.request.temperature", t);
         }
         if (request.TopP is { } p)
         {
-            activity.SetTag("gen_ai.request.top_p", p);
+            activity.AddTag("gen_ai.request.top_p", p);
         }
-        activity.SetTag("server.address", target.Provider.BaseUrl.Host);
-        activity.SetTag("server.port", target.Provider.BaseUrl.Port);
-        activity.SetTag("model_gateway.route.alias", target.Alias);
-        activity.SetTag("model_gateway.provider", target.Provider.Name);
-        activity.SetTag("model_gateway.attempt", attempt);
-        activity.SetTag("model_gateway.fallback", fallback);
-        activity.SetTag("model_gateway.stream", request.Stream);
+        activity.AddTag("server.address", target.Provider.BaseUrl.Host);
+        activity.AddTag("server.port", target.Provider.BaseUrl.Port);
+        activity.AddTag("model_gateway.route.alias", target.Alias);
+        activity.AddTag("model_gateway.provider", target.Provider.Name);
+        activity.AddTag("model_gateway.attempt", attempt);
+        activity.AddTag("model_gateway.fallback", fallback);
+        activity.AddTag("model_gateway.stream", request.Stream);
         if (tags is not null)
         {
-            activity.SetTag("model_gateway.tenant.id", tags.TenantId);
-            activity.SetTag("model_gateway.reservation_usd", tags.ReservedMicroUsd / 1_000_000.0);
+            activity.AddTag("model_gateway.tenant.id", tags.TenantId);
+            activity.AddTag("model_gateway.reservation_usd", tags.ReservedMicroUsd / 1_000_000.0);
         }
         if (captureContent && activity.IsAllDataRequested)
         {
