@@ -63,8 +63,11 @@ wait_port 16379; wait_port 15432; sleep 1
 
 # The mock upstream (the repository's fake upstream, Release), on core 1. Its idle thread-pool workers block instead of
 # spinning (as the gateway's do): spinning, they took core 1 from wrk, Redis and Postgres, and the mock cost 142 us of CPU
-# per request through YARP instead of 66 (10 s at 32 connections; YARP 5,064 -> ~10,000 req/s in the same spell).
-DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 ASPNETCORE_URLS=http://127.0.0.1:18081 Logging__LogLevel__Default=Warning \
+# per request through YARP instead of 66 (10 s at 32 connections; YARP 5,064 -> ~10,000 req/s in the same spell). And it
+# records no telemetry (OTEL_SDK_DISABLED): it stands in for a remote provider, and recording a server span for every
+# request (sampled, since the gateway propagates its trace) cost it 118-145 us per gateway request instead of 67-77, on the
+# load generator's core: the mock was a bottleneck of the gateway's rows, which the issue says it must never be.
+OTEL_SDK_DISABLED=true DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 ASPNETCORE_URLS=http://127.0.0.1:18081 Logging__LogLevel__Default=Warning \
   taskset -c 1 dotnet tests/ModelGateway.FakeUpstream/bin/Release/net10.0/ModelGateway.FakeUpstream.dll >/dev/null & mock=$!; pids+=($mock)
 # The YARP floor, on core 0.
 taskset -c 0 dotnet bench/YarpFloor/bin/Release/net10.0/YarpFloor.dll --urls http://127.0.0.1:18082 --Upstream http://127.0.0.1:18081 >/dev/null & yarp=$!; pids+=($yarp)
