@@ -23,6 +23,7 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
     private readonly ConcurrentDictionary<string, Task<Lookup>> _loads = new(StringComparer.Ordinal);
     private readonly long _ttlTicks = options.Value.KeyCacheTtl.Ticks;
     private readonly long _staleTicks = options.Value.KeyCacheStaleIfError.Ticks;
+    private readonly TimeSpan _lookupTimeout = options.Value.KeyLookupTimeout;
     private long _generation; // bumped by InvalidateCache: a lookup that began before it does not write its answer
 
     /// <summary>
@@ -118,9 +119,21 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
         var generation = Interlocked.Read(ref _generation);
         var now = time.GetUtcNow();
         _cache.TryGetValue(cacheKey, out var hit);
+        // An I/O bound in real time (not the gateway's TimeProvider): a lookup that outlasts it is Postgres unavailable.
+        using var timeout = new CancellationTokenSource(_lookupTimeout);
         try
         {
-            var caller = await LoadAsync(hash, now, CancellationToken.None);
+            Caller? caller;
+            try
+            {
+                caller = await LoadAsync(hash, now, timeout.Token);
+            }
+            catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+            {
+                // As Npgsql reports its own timeouts: storage unavailable (stale-if-error below; a 503 for a key not cached).
+                throw new NpgsqlException("The key lookup got no answer from Postgres in time.",
+                    new TimeoutException($"No answer within {_lookupTimeout.TotalSeconds:0.###} s (Tenancy:KeyLookupTimeout)."));
+            }
             if (Interlocked.Read(ref _generation) == generation)
             {
                 if (_cache.Count > 100_000)
@@ -138,7 +151,8 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
             // after another TTL, so an outage of the store does not lock out every tenant once the cache expires.
             if (Interlocked.Read(ref _generation) == generation)
             {
-                _cache[cacheKey] = (hit.Caller, now.UtcTicks + _ttlTicks, hit.StaleSinceTicks == 0 ? hit.ExpiresTicks : hit.StaleSinceTicks);
+                // Another TTL from the failure, not from the lookup's start: one that timed out must not leave an entry already lapsed.
+                _cache[cacheKey] = (hit.Caller, time.GetUtcNow().UtcTicks + _ttlTicks, hit.StaleSinceTicks == 0 ? hit.ExpiresTicks : hit.StaleSinceTicks);
             }
             result.SetResult(new Lookup(hit.Caller));
         }

@@ -6,13 +6,17 @@ using ModelGateway.Api.Tests.Support;
 
 namespace ModelGateway.Api.Tests.Security;
 
-/// <summary>A one-second key cache and a flood guard of two lookups a minute per address: any stampede of lookups shows.</summary>
+/// <summary>
+/// A one-second key cache and a flood guard of two lookups a minute per address: any stampede of lookups shows. Lookups
+/// give up on Postgres after a second.
+/// </summary>
 public sealed class ShortKeyCacheFixture : GatewayFixture
 {
     protected override IEnumerable<KeyValuePair<string, string?>> ExtraSettings => new Dictionary<string, string?>
     {
         ["Tenancy:KeyCacheTtl"] = "00:00:01",
         ["FloodGuard:PermitsPerMinute"] = "2",
+        ["Tenancy:KeyLookupTimeout"] = "00:00:01",
     };
 }
 
@@ -98,6 +102,39 @@ public sealed class KeyCacheTests(ShortKeyCacheFixture fx) : IClassFixture<Short
         await Task.WhenAll(before, after);
         Assert.Equal(2, permits);
         Assert.Equal("dev", after.Result.Caller?.Tenant.Id);
+    }
+
+    [Fact]
+    public async Task A_hung_Postgres_holds_requests_no_longer_than_the_lookup_timeout()
+    {
+        var store = fx.Gateway.Services.GetRequiredService<TenantStore>();
+        store.InvalidateCache();
+        Assert.Equal("dev", (await store.AuthenticateAsync(GatewayFixture.DevKey, () => true, Ct)).Caller?.Tenant.Id);
+        // Postgres alive but not answering lookups (as when it hangs): the table locked until the end of the test.
+        await using var conn = new Npgsql.NpgsqlConnection(fx.PostgresConnectionString);
+        await conn.OpenAsync(Ct);
+        await using var tx = await conn.BeginTransactionAsync(Ct);
+        await using (var lockTable = new Npgsql.NpgsqlCommand("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE", conn, tx))
+        {
+            await lockTable.ExecuteNonQueryAsync(Ct);
+        }
+        await Task.Delay(TimeSpan.FromMilliseconds(1100), Ct); // the key's entry is past its TTL: the next request reloads it
+
+        // The key verified a moment ago is served stale once the lookup gives up (before: held for Npgsql's 30 s timeout).
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var stale = await store.AuthenticateAsync(GatewayFixture.DevKey, () => false, Ct);
+        Assert.Equal("dev", stale.Caller?.Tenant.Id);
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(5));
+        // ...and cached again for a TTL, so the requests after it do not wait at all.
+        clock.Restart();
+        Assert.Equal("dev", (await store.AuthenticateAsync(GatewayFixture.DevKey, () => false, Ct)).Caller?.Tenant.Id);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(0.5), $"served from the cache in {clock.Elapsed}");
+
+        // A key this replica never verified cannot be vouched for: storage unavailable (a 503), also within the timeout.
+        clock.Restart();
+        await Assert.ThrowsAsync<Npgsql.NpgsqlException>(async () => await store.AuthenticateAsync("sk-never-seen-0123456789", () => true, Ct));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"refused after {clock.Elapsed}");
+        await tx.RollbackAsync(Ct);
     }
 
     private async Task<HttpStatusCode> ModelsAsync(string key)
