@@ -119,17 +119,23 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
         var generation = Interlocked.Read(ref _generation);
         var now = time.GetUtcNow();
         _cache.TryGetValue(cacheKey, out var hit);
-        // An I/O bound in real time (not the gateway's TimeProvider): a lookup that outlasts it is Postgres unavailable.
+        // An I/O bound in real time (not the gateway's TimeProvider): a lookup that outlasts it is Postgres unavailable. The
+        // waiters stop waiting at the bound whatever the query does: Npgsql cancels a query by asking the server, and a
+        // server that hangs does not answer that either (a paused Postgres held lookups for ~60 s with the token alone).
         using var timeout = new CancellationTokenSource(_lookupTimeout);
         try
         {
             Caller? caller;
+            var query = LoadAsync(hash, now, timeout.Token);
             try
             {
-                caller = await LoadAsync(hash, now, timeout.Token);
+                caller = await query.WaitAsync(_lookupTimeout);
             }
-            catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+            catch (Exception ex) when (ex is TimeoutException || (ex is OperationCanceledException && timeout.IsCancellationRequested))
             {
+                // The query may still end (or fail) later, when the server answers or its connection breaks: nobody waits for it.
+                _ = query.ContinueWith(static t => _ = t.Exception, CancellationToken.None,
+                    TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                 // As Npgsql reports its own timeouts: storage unavailable (stale-if-error below; a 503 for a key not cached).
                 throw new NpgsqlException("The key lookup got no answer from Postgres in time.",
                     new TimeoutException($"No answer within {_lookupTimeout.TotalSeconds:0.###} s (Tenancy:KeyLookupTimeout)."));
