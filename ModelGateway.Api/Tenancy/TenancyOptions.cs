@@ -26,7 +26,7 @@ public sealed class TenancyOptions
     /// How long a key lookup may wait for Postgres (default 2 s) before it counts as Postgres being unavailable: a key this
     /// replica verified is then served from the cache as stale-if-error says. Without a bound, a Postgres that hangs (alive
     /// but not answering: a lock, a stalled disk, a paused VM) held every request of a key whose entry had just expired for
-    /// Npgsql's 30 s command timeout, once per TTL.
+    /// up to a minute (Npgsql's command timeout, then its cancellation, which waits on the server too), once per TTL.
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
     public TimeSpan KeyLookupTimeout { get; set; } = TimeSpan.FromSeconds(2);
