@@ -10,9 +10,11 @@ namespace ModelGateway.Api.Tenancy;
 /// <summary>
 /// Tenants and keys in Postgres, with key lookups cached in memory for <see cref="TenancyOptions.KeyCacheTtl"/>
 /// (the hot path must not query Postgres per request; revocation reaches every replica within the TTL).
-/// A key in use never expires under load: in the last fifth of its TTL the first request to see it starts one background
-/// reload while every request keeps the cached answer, so the entry is renewed before it lapses. Lookups that do miss
-/// (a key's first use, or its first after an idle TTL) are single-flight: concurrent requests with the same key share one
+/// A key in use never expires under load: in the last fifth of its TTL (or the lookup timeout and a margin, if longer, up to
+/// half the TTL) the first request to see it starts one background reload while every request keeps the cached answer, so
+/// the entry is renewed before it lapses, even when Postgres hangs (the reload then gives up and the entry is kept,
+/// stale-if-error). A renewal reads the key's current state, so a revocation still applies within the TTL. Lookups that
+/// do miss (a key's first use, or its first after an idle TTL) are single-flight: concurrent requests with the same key share one
 /// Postgres query. Before this, every request arriving while an expired entry was being reloaded ran its own query and
 /// took its own flood-guard permit; under 256 connections from one address (bench/run.sh) the permits ran out and the
 /// address's valid key was refused with 429 for the rest of the minute.
@@ -24,6 +26,10 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
     private readonly long _ttlTicks = options.Value.KeyCacheTtl.Ticks;
     private readonly long _staleTicks = options.Value.KeyCacheStaleIfError.Ticks;
     private readonly TimeSpan _lookupTimeout = options.Value.KeyLookupTimeout;
+    // How long before expiry a key in use is renewed: the last fifth of the TTL, or longer than a lookup may take (up to half
+    // the TTL), so that a renewal Postgres does not answer ends (stale-if-error) before the entry lapses and no request waits.
+    private readonly long _renewTicks = Math.Min(options.Value.KeyCacheTtl.Ticks / 2,
+        Math.Max(options.Value.KeyCacheTtl.Ticks / 5, (options.Value.KeyLookupTimeout + TimeSpan.FromMilliseconds(250)).Ticks));
     private long _generation; // bumped by InvalidateCache: a lookup that began before it does not write its answer
 
     /// <summary>
@@ -87,7 +93,7 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
         {
             return false;
         }
-        if (hit.ExpiresTicks - now < _ttlTicks / 5 && !_loads.ContainsKey(cacheKey))
+        if (hit.ExpiresTicks - now < _renewTicks && !_loads.ContainsKey(cacheKey))
         {
             // Renew ahead of expiry (no permit: a key found valid, at most once a TTL); this request goes on with the cached answer.
             var renewal = new TaskCompletionSource<Lookup>(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -145,3 +145,52 @@ public sealed class KeyCacheTests(ShortKeyCacheFixture fx) : IClassFixture<Short
         return response.StatusCode;
     }
 }
+
+/// <summary>A six-second key cache whose lookups give up on Postgres after two seconds.</summary>
+public sealed class RenewalFixture : GatewayFixture
+{
+    protected override IEnumerable<KeyValuePair<string, string?>> ExtraSettings => new Dictionary<string, string?>
+    {
+        ["Tenancy:KeyCacheTtl"] = "00:00:06",
+        ["Tenancy:KeyLookupTimeout"] = "00:00:02",
+    };
+}
+
+/// <summary>A key in use while Postgres hangs: its renewal starts early enough to give up before the entry lapses.</summary>
+public sealed class KeyRenewalTests(RenewalFixture fx) : IClassFixture<RenewalFixture>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task A_key_in_use_never_waits_on_a_hung_Postgres_as_its_entry_ages()
+    {
+        var store = fx.Gateway.Services.GetRequiredService<TenantStore>();
+        store.InvalidateCache();
+        Assert.Equal("dev", (await store.AuthenticateAsync(GatewayFixture.DevKey, () => true, Ct)).Caller?.Tenant.Id);
+        var cachedAt = DateTime.UtcNow;
+        await using var conn = new Npgsql.NpgsqlConnection(fx.PostgresConnectionString);
+        await conn.OpenAsync(Ct);
+        await using var tx = await conn.BeginTransactionAsync(Ct);
+        await using (var lockTable = new Npgsql.NpgsqlCommand("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE", conn, tx))
+        {
+            await lockTable.ExecuteNonQueryAsync(Ct);
+        }
+
+        // As the request path authenticates: the cached answer (which starts the renewal near expiry), else a lookup. Past the
+        // six-second TTL: a renewal started in the last fifth (1.2 s) would still be waiting on Postgres for 0.8 s after it.
+        var slowest = TimeSpan.Zero;
+        var clock = new System.Diagnostics.Stopwatch();
+        while (DateTime.UtcNow < cachedAt.AddSeconds(7.5))
+        {
+            clock.Restart();
+            var caller = store.TryGetCached(GatewayFixture.DevKey, out var cached) ? cached
+                : (await store.AuthenticateAsync(GatewayFixture.DevKey, () => false, Ct)).Caller;
+            clock.Stop();
+            Assert.Equal("dev", caller?.Tenant.Id);
+            slowest = clock.Elapsed > slowest ? clock.Elapsed : slowest;
+            await Task.Delay(20, Ct);
+        }
+        await tx.RollbackAsync(Ct);
+        Assert.True(slowest < TimeSpan.FromSeconds(0.4), $"a request waited {slowest} for the renewal");
+    }
+}
