@@ -135,9 +135,9 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
             var query = LoadAsync(hash, now, timeout.Token);
             try
             {
-                caller = await query.WaitAsync(_lookupTimeout);
+                caller = await query.WaitAsync(timeout.Token);
             }
-            catch (Exception ex) when (ex is TimeoutException || (ex is OperationCanceledException && timeout.IsCancellationRequested))
+            catch (OperationCanceledException) when (timeout.IsCancellationRequested)
             {
                 // The query may still end (or fail) later, when the server answers or its connection breaks: nobody waits for it.
                 _ = query.ContinueWith(static t => _ = t.Exception, CancellationToken.None,

@@ -83,13 +83,7 @@ public sealed class KeyCacheTests(ShortKeyCacheFixture fx) : IClassFixture<Short
         var permits = 0;
         bool Count() => Interlocked.Increment(ref permits) > 0;
         // The table locked, so the first lookup is certainly still in flight (waiting in Postgres) when the invalidation comes.
-        await using var conn = new Npgsql.NpgsqlConnection(fx.PostgresConnectionString);
-        await conn.OpenAsync(Ct);
-        await using var tx = await conn.BeginTransactionAsync(Ct);
-        await using (var lockTable = new Npgsql.NpgsqlCommand("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE", conn, tx))
-        {
-            await lockTable.ExecuteNonQueryAsync(Ct);
-        }
+        await using var apiKeys = await LockedTable.LockAsync(fx.PostgresConnectionString, "api_keys", Ct);
         var before = store.AuthenticateAsync(GatewayFixture.DevKey, Count, Ct).AsTask();
         // A revocation on this replica: the lookup in flight may have read the key before it, so it must not answer
         // requests that arrive afterwards (they start their own lookup, and ask for their own permit).
@@ -98,7 +92,7 @@ public sealed class KeyCacheTests(ShortKeyCacheFixture fx) : IClassFixture<Short
         await Task.Delay(100, Ct);
         Assert.False(before.IsCompleted);
         Assert.False(after.IsCompleted);
-        await tx.RollbackAsync(Ct);
+        await apiKeys.ReleaseAsync();
         await Task.WhenAll(before, after);
         Assert.Equal(2, permits);
         Assert.Equal("dev", after.Result.Caller?.Tenant.Id);
@@ -111,13 +105,7 @@ public sealed class KeyCacheTests(ShortKeyCacheFixture fx) : IClassFixture<Short
         store.InvalidateCache();
         Assert.Equal("dev", (await store.AuthenticateAsync(GatewayFixture.DevKey, () => true, Ct)).Caller?.Tenant.Id);
         // Postgres alive but not answering lookups (as when it hangs): the table locked until the end of the test.
-        await using var conn = new Npgsql.NpgsqlConnection(fx.PostgresConnectionString);
-        await conn.OpenAsync(Ct);
-        await using var tx = await conn.BeginTransactionAsync(Ct);
-        await using (var lockTable = new Npgsql.NpgsqlCommand("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE", conn, tx))
-        {
-            await lockTable.ExecuteNonQueryAsync(Ct);
-        }
+        await using var apiKeys = await LockedTable.LockAsync(fx.PostgresConnectionString, "api_keys", Ct);
         await Task.Delay(TimeSpan.FromMilliseconds(1100), Ct); // the key's entry is past its TTL: the next request reloads it
 
         // The key verified a moment ago is served stale once the lookup gives up (before: held for Npgsql's 30 s timeout).
@@ -134,7 +122,7 @@ public sealed class KeyCacheTests(ShortKeyCacheFixture fx) : IClassFixture<Short
         clock.Restart();
         await Assert.ThrowsAsync<Npgsql.NpgsqlException>(async () => await store.AuthenticateAsync("sk-never-seen-0123456789", () => true, Ct));
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"refused after {clock.Elapsed}");
-        await tx.RollbackAsync(Ct);
+        await apiKeys.ReleaseAsync();
     }
 
     private async Task<HttpStatusCode> ModelsAsync(string key)
@@ -168,13 +156,7 @@ public sealed class KeyRenewalTests(RenewalFixture fx) : IClassFixture<RenewalFi
         store.InvalidateCache();
         Assert.Equal("dev", (await store.AuthenticateAsync(GatewayFixture.DevKey, () => true, Ct)).Caller?.Tenant.Id);
         var cachedAt = DateTime.UtcNow;
-        await using var conn = new Npgsql.NpgsqlConnection(fx.PostgresConnectionString);
-        await conn.OpenAsync(Ct);
-        await using var tx = await conn.BeginTransactionAsync(Ct);
-        await using (var lockTable = new Npgsql.NpgsqlCommand("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE", conn, tx))
-        {
-            await lockTable.ExecuteNonQueryAsync(Ct);
-        }
+        await using var apiKeys = await LockedTable.LockAsync(fx.PostgresConnectionString, "api_keys", Ct);
 
         // As the request path authenticates: the cached answer (which starts the renewal near expiry), else a lookup. Past the
         // six-second TTL: a renewal started in the last fifth (1.2 s) would still be waiting on Postgres for 0.8 s after it.
@@ -190,7 +172,40 @@ public sealed class KeyRenewalTests(RenewalFixture fx) : IClassFixture<RenewalFi
             slowest = clock.Elapsed > slowest ? clock.Elapsed : slowest;
             await Task.Delay(20, Ct);
         }
-        await tx.RollbackAsync(Ct);
+        await apiKeys.ReleaseAsync();
         Assert.True(slowest < TimeSpan.FromSeconds(0.4), $"a request waited {slowest} for the renewal");
+    }
+}
+
+/// <summary>
+/// A table locked in a transaction of its own, as a Postgres that hangs looks to a query of it: the query waits until
+/// <see cref="ReleaseAsync"/> (or disposal) rolls the transaction back.
+/// </summary>
+internal sealed class LockedTable : IAsyncDisposable
+{
+    private readonly Npgsql.NpgsqlConnection _connection;
+    private readonly Npgsql.NpgsqlTransaction _transaction;
+
+    private LockedTable(Npgsql.NpgsqlConnection connection, Npgsql.NpgsqlTransaction transaction) =>
+        (_connection, _transaction) = (connection, transaction);
+
+    public static async Task<LockedTable> LockAsync(string connectionString, string table, CancellationToken cancellationToken)
+    {
+        var connection = new Npgsql.NpgsqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken);
+        var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var command = new Npgsql.NpgsqlCommand($"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE", connection, transaction))
+        {
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        return new LockedTable(connection, transaction);
+    }
+
+    public Task ReleaseAsync() => _transaction.RollbackAsync();
+
+    public async ValueTask DisposeAsync()
+    {
+        await _transaction.DisposeAsync();
+        await _connection.DisposeAsync();
     }
 }
