@@ -13,7 +13,9 @@ namespace ModelGateway.Api.Tenancy;
 /// A key in use never expires under load: in the last fifth of its TTL (or the lookup timeout and a margin, if longer, up to
 /// half the TTL) the first request to see it starts one background reload while every request keeps the cached answer, so
 /// the entry is renewed before it lapses, even when Postgres hangs (the reload then gives up and the entry is kept,
-/// stale-if-error). A renewal reads the key's current state, so a revocation still applies within the TTL. Lookups that
+/// stale-if-error). While a renewal is in flight the entry is served even past its expiry (stale-while-revalidate, for at
+/// most the lookup timeout): a renewal started by a request late in the window must not hold the requests after expiry.
+/// A renewal reads the key's current state, so a revocation still applies within the TTL (and the time the renewal takes). Lookups that
 /// do miss (a key's first use, or its first after an idle TTL) are single-flight: concurrent requests with the same key share one
 /// Postgres query. Before this, every request arriving while an expired entry was being reloaded ran its own query and
 /// took its own flood-guard permit; under 256 connections from one address (bench/run.sh) the permits ran out and the
@@ -22,7 +24,7 @@ namespace ModelGateway.Api.Tenancy;
 internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> options, TimeProvider time)
 {
     private readonly ConcurrentDictionary<string, (Caller? Caller, long ExpiresTicks, long StaleSinceTicks)> _cache = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, Task<Lookup>> _loads = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, InFlight> _loads = new(StringComparer.Ordinal);
     private readonly long _ttlTicks = options.Value.KeyCacheTtl.Ticks;
     private readonly long _staleTicks = options.Value.KeyCacheStaleIfError.Ticks;
     private readonly TimeSpan _lookupTimeout = options.Value.KeyLookupTimeout;
@@ -51,7 +53,12 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
             }
             if (_loads.TryGetValue(cacheKey, out var load))
             {
-                var joined = await load.WaitAsync(cancellationToken);
+                if (load.Renewal && hit.Caller is not null && now - hit.ExpiresTicks < _lookupTimeout.Ticks)
+                {
+                    // Lapsed while its renewal (begun before expiry) is still in flight: served as it was until the renewal ends.
+                    return (hit.Caller, false);
+                }
+                var joined = await load.Task.WaitAsync(cancellationToken);
                 if (joined.Abandoned)
                 {
                     continue; // its starter was refused a permit: this request asks for its own
@@ -60,7 +67,7 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
             }
             // The permit is asked for only once this request owns the lookup, so requests racing to start it spend one.
             var mine = new TaskCompletionSource<Lookup>(TaskCreationOptions.RunContinuationsAsynchronously);
-            if (!_loads.TryAdd(cacheKey, mine.Task))
+            if (!_loads.TryAdd(cacheKey, new InFlight(mine.Task, Renewal: false)))
             {
                 continue;
             }
@@ -69,11 +76,11 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
             var recentlyValid = hit.Caller is not null && now - hit.ExpiresTicks < _ttlTicks;
             if (!recentlyValid && !takePermit())
             {
-                _loads.TryRemove(new KeyValuePair<string, Task<Lookup>>(cacheKey, mine.Task));
+                _loads.TryRemove(new KeyValuePair<string, InFlight>(cacheKey, new InFlight(mine.Task, Renewal: false)));
                 mine.SetResult(new Lookup(null, Abandoned: true));
                 return (null, true);
             }
-            _ = LoadIntoCacheAsync(hash, cacheKey, mine);
+            _ = LoadIntoCacheAsync(hash, cacheKey, mine, renewal: false);
             return ((await mine.Task.WaitAsync(cancellationToken)).Caller, false);
         }
     }
@@ -97,9 +104,9 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
         {
             // Renew ahead of expiry (no permit: a key found valid, at most once a TTL); this request goes on with the cached answer.
             var renewal = new TaskCompletionSource<Lookup>(TaskCreationOptions.RunContinuationsAsynchronously);
-            if (_loads.TryAdd(cacheKey, renewal.Task))
+            if (_loads.TryAdd(cacheKey, new InFlight(renewal.Task, Renewal: true)))
             {
-                _ = LoadIntoCacheAsync(hash, cacheKey, renewal);
+                _ = LoadIntoCacheAsync(hash, cacheKey, renewal, renewal: true);
             }
         }
         caller = hit.Caller;
@@ -120,7 +127,7 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
     /// The one lookup of <paramref name="cacheKey"/> in flight, registered in <see cref="_loads"/> by the caller. It belongs to
     /// no request, so a client that hangs up does not fail the others waiting on it.
     /// </summary>
-    private async Task LoadIntoCacheAsync(byte[] hash, string cacheKey, TaskCompletionSource<Lookup> result)
+    private async Task LoadIntoCacheAsync(byte[] hash, string cacheKey, TaskCompletionSource<Lookup> result, bool renewal)
     {
         var generation = Interlocked.Read(ref _generation);
         var now = time.GetUtcNow();
@@ -176,12 +183,15 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
         }
         finally
         {
-            _loads.TryRemove(new KeyValuePair<string, Task<Lookup>>(cacheKey, result.Task));
+            _loads.TryRemove(new KeyValuePair<string, InFlight>(cacheKey, new InFlight(result.Task, renewal)));
         }
     }
 
     /// <summary>A lookup's answer; <c>Abandoned</c> when its starter was refused a flood permit before querying.</summary>
     private readonly record struct Lookup(Caller? Caller, bool Abandoned = false);
+
+    /// <summary>A lookup in flight; <c>Renewal</c> when it was started ahead of expiry by a request served from the cache.</summary>
+    private readonly record struct InFlight(Task<Lookup> Task, bool Renewal);
 
     private async Task<Caller?> LoadAsync(byte[] hash, DateTimeOffset now, CancellationToken cancellationToken)
     {

@@ -144,7 +144,7 @@ public sealed class RenewalFixture : GatewayFixture
     };
 }
 
-/// <summary>A key in use while Postgres hangs: its renewal starts early enough to give up before the entry lapses.</summary>
+/// <summary>A key in use while Postgres hangs: its renewal gives up before the entry lapses, or the entry is served until it does.</summary>
 public sealed class KeyRenewalTests(RenewalFixture fx) : IClassFixture<RenewalFixture>
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -174,6 +174,36 @@ public sealed class KeyRenewalTests(RenewalFixture fx) : IClassFixture<RenewalFi
         }
         await apiKeys.ReleaseAsync();
         Assert.True(slowest < TimeSpan.FromSeconds(0.4), $"a request waited {slowest} for the renewal");
+    }
+
+    [Fact]
+    public async Task A_renewal_begun_just_before_expiry_does_not_hold_the_requests_after_it()
+    {
+        var store = fx.Gateway.Services.GetRequiredService<TenantStore>();
+        store.InvalidateCache();
+        Assert.Equal("dev", (await store.AuthenticateAsync(GatewayFixture.DevKey, () => true, Ct)).Caller?.Tenant.Id);
+        var cachedAt = DateTime.UtcNow;
+        await using var apiKeys = await LockedTable.LockAsync(fx.PostgresConnectionString, "api_keys", Ct);
+
+        // No request until 0.2 s before the six-second TTL ends: the first one starts the renewal late in its window, and
+        // Postgres hangs, so the renewal gives up (stale-if-error) only 1.8 s after the entry lapsed. Requests in between
+        // are served the entry, not held until then.
+        await Task.Delay(cachedAt.AddSeconds(5.8) - DateTime.UtcNow, Ct);
+        Assert.True(store.TryGetCached(GatewayFixture.DevKey, out _), "the entry lapsed before the test could start its renewal");
+        var slowest = TimeSpan.Zero;
+        var clock = new System.Diagnostics.Stopwatch();
+        while (DateTime.UtcNow < cachedAt.AddSeconds(8.3))
+        {
+            clock.Restart();
+            var caller = store.TryGetCached(GatewayFixture.DevKey, out var cached) ? cached
+                : (await store.AuthenticateAsync(GatewayFixture.DevKey, () => false, Ct)).Caller;
+            clock.Stop();
+            Assert.Equal("dev", caller?.Tenant.Id);
+            slowest = clock.Elapsed > slowest ? clock.Elapsed : slowest;
+            await Task.Delay(20, Ct);
+        }
+        await apiKeys.ReleaseAsync();
+        Assert.True(slowest < TimeSpan.FromSeconds(0.4), $"a request waited {slowest} for a renewal begun before expiry");
     }
 }
 
