@@ -9,8 +9,10 @@
 #   SOAK=300 bench/run.sh        # soak instead: 5 minutes of load on the gateway, RSS every 10 s (bench/results/soak.json)
 #
 # Streams are also timed by bench/StreamProbe (wrk sees whole requests only): the same stream with the mock pacing its
-# events PACE_MS apart (10 ms by default; the fake upstream's fault-slow-chunks), to measure time to first chunk and the
-# largest gap between text chunks, and what the gateway adds to each over the direct run. PROBE=0 skips it.
+# events PACE_MS apart (10 ms by default; the fake upstream's fault-stamped-chunks), to measure time to first chunk and
+# what the gateway adds over the direct run. Each text chunk carries the mock's timestamps (request received, chunk
+# written; one machine, one monotonic clock), so the probe also times the path alone: the mock's 10 ms delays took 10-15 ms
+# here, and that timer jitter, not the proxy, dominated p99s of whole times to first chunk and gaps. PROBE=0 skips it.
 #
 # Pinning (2 cores): the process under test (gateway, YARP or, for "direct", the mock) runs on core 0; wrk, the
 # mock, Redis and Postgres on core 1 (taskset). So CPU figures are the proxy's own; latency includes a shared core.
@@ -85,9 +87,9 @@ taskset -c 0 dotnet bench/YarpFloor/bin/Release/net10.0/YarpFloor.dll --urls htt
   Gateway__Providers__llamacpp__BaseUrl=http://127.0.0.1:18081/llamacpp \
   Logging__LogLevel__Default=Warning \
   exec env $GATEWAY_ENV \
-  "Gateway__Routes__bench-paced__Targets__0__Provider=openrouter" "Gateway__Routes__bench-paced__Targets__0__Model=fault-slow-chunks@$PACE_MS" \
+  "Gateway__Routes__bench-paced__Targets__0__Provider=openrouter" "Gateway__Routes__bench-paced__Targets__0__Model=fault-stamped-chunks@$PACE_MS" \
   "Gateway__Routes__bench-paced__Targets__0__InputPerMillion=0.15" "Gateway__Routes__bench-paced__Targets__0__OutputPerMillion=0.60" \
-  "Gateway__Routes__bench-paced-anthropic__Targets__0__Provider=anthropic" "Gateway__Routes__bench-paced-anthropic__Targets__0__Model=fault-slow-chunks@$PACE_MS" \
+  "Gateway__Routes__bench-paced-anthropic__Targets__0__Provider=anthropic" "Gateway__Routes__bench-paced-anthropic__Targets__0__Model=fault-stamped-chunks@$PACE_MS" \
   "Gateway__Routes__bench-paced-anthropic__Targets__0__InputPerMillion=0.80" "Gateway__Routes__bench-paced-anthropic__Targets__0__OutputPerMillion=4.00" \
   "Gateway__Routes__bench-paced-anthropic__DefaultMaxTokens=1024" \
   taskset -c 0 dotnet ModelGateway.Api.dll) >"$work/gateway.log" 2>&1 & gw=$!; pids+=($gw)
@@ -103,7 +105,7 @@ body() { # $1 target $2 kind $3 proto
   fi
 }
 paced_body() { # $1 target $2 proto: a stream of ten words whose events the mock sends PACE_MS apart
-  local model="fault-slow-chunks@$PACE_MS" words="one two three four five six seven eight nine ten"
+  local model="fault-stamped-chunks@$PACE_MS" words="one two three four five six seven eight nine ten"
   if [ "$1" = gateway ]; then model=$([ "$2" = anthropic ] && echo bench-paced-anthropic || echo bench-paced); fi
   if [ "$2" = anthropic ] && [ "$1" != gateway ]; then
     echo "{\"model\":\"$model\",\"max_tokens\":64,\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"$words\"}]}"
@@ -173,7 +175,7 @@ fi
 json="bench/results/latest.json"
 echo "[" > "$json"; first=1
 printf '%-8s %-7s %-9s %5s %9s %9s %9s %10s %10s %9s %7s %6s\n' target kind protocol conns req/s p50_ms p99_ms added_p50 added_p99 cpu_us/req rss_MB core1%
-declare -A base50 base99 bttfc50 bttfc99 bgap99 bgapmax
+declare -A base50 base99 bttfc50 bttfc99 bgap99 bgapmax bpath99 bdeliv99 brise99
 probe_rows=()
 for proto in $PROTOS; do
   for kind in $KINDS; do
@@ -201,19 +203,25 @@ for proto in $PROTOS; do
           pb="$work/paced.json"; paced_body "$target" "$proto" > "$pb"
           pr=$(DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 taskset -c 1 dotnet bench/StreamProbe/bin/Release/net10.0/StreamProbe.dll --url "$(url "$target" "$proto")" --body "$pb" \
             --connections "$c" --duration "$DURATION" --warmup "$WARMUP" 2>&1 | grep '^RESULT' \
-            || echo "RESULT requests=0 errors=1 ttfc_p50_us=0 ttfc_p99_us=0 gap_p50_us=0 gap_p99_us=0 gap_max_us=0 events_per_request=0")
+            || echo "RESULT requests=0 errors=1 ttfc_p50_us=0 ttfc_p99_us=0 gap_p50_us=0 gap_p99_us=0 gap_max_us=0 events_per_request=0 stamped=0 path_p50_us=0 path_p99_us=0 delivery_p50_us=0 delivery_p99_us=0 added_gap_p99_us=0 added_gap_max_us=0")
           eval "$(printf '%s' "${pr#RESULT }" | tr ' ' '\n' | sed 's/^/probe_/')"
           if [ "$target" = direct ]; then
             bttfc50[$key]=$probe_ttfc_p50_us; bttfc99[$key]=$probe_ttfc_p99_us; bgap99[$key]=$probe_gap_p99_us; bgapmax[$key]=$probe_gap_max_us
+            bpath99[$key]=$probe_path_p99_us; bdeliv99[$key]=$probe_delivery_p99_us; brise99[$key]=$probe_added_gap_p99_us
           fi
           ms() { awk -v x="$1" -v b="${2:-0}" 'BEGIN{printf "%.3f", (x-b)/1000}'; }
-          probe_rows+=("$(printf '%-8s %-9s %5s %9s %9s %9s %11s %11s %9s %11s %9s %11s %6s' "$target" "$proto" "$c" "$probe_requests" \
-            "$(ms "$probe_ttfc_p50_us")" "$(ms "$probe_ttfc_p99_us")" "$(ms "$probe_ttfc_p50_us" "${bttfc50[$key]}")" "$(ms "$probe_ttfc_p99_us" "${bttfc99[$key]}")" \
-            "$(ms "$probe_gap_p99_us")" "$(ms "$probe_gap_p99_us" "${bgap99[$key]}")" "$(ms "$probe_gap_max_us")" "$(ms "$probe_gap_max_us" "${bgapmax[$key]}")" "$probe_errors")")
+          probe_rows+=("$(printf '%-8s %-9s %5s %8s %8s %8s %8s %8s %9s %8s %10s %8s %10s %8s %6s' "$target" "$proto" "$c" "$probe_requests" \
+            "$(ms "$probe_ttfc_p50_us")" "$(ms "$probe_ttfc_p99_us")" "$(ms "$probe_path_p50_us")" "$(ms "$probe_path_p99_us")" "$(ms "$probe_path_p99_us" "${bpath99[$key]}")" \
+            "$(ms "$probe_delivery_p99_us")" "$(ms "$probe_delivery_p99_us" "${bdeliv99[$key]}")" "$(ms "$probe_added_gap_p99_us")" \
+            "$(ms "$probe_added_gap_p99_us" "${brise99[$key]}")" "$(ms "$probe_added_gap_max_us")" "$probe_errors")")
           extra=$(printf ',"paced":{"pace_ms":%s,"requests":%s,"errors":%s,"ttfc_p50_ms":%s,"ttfc_p99_ms":%s,"added_ttfc_p50_ms":%s,"added_ttfc_p99_ms":%s,"largest_gap_p99_ms":%s,"added_largest_gap_p99_ms":%s,"largest_gap_max_ms":%s,"added_largest_gap_max_ms":%s}' \
             "$PACE_MS" "$probe_requests" "$probe_errors" "$(ms "$probe_ttfc_p50_us")" "$(ms "$probe_ttfc_p99_us")" "$(ms "$probe_ttfc_p50_us" "${bttfc50[$key]}")" \
             "$(ms "$probe_ttfc_p99_us" "${bttfc99[$key]}")" "$(ms "$probe_gap_p99_us")" "$(ms "$probe_gap_p99_us" "${bgap99[$key]}")" "$(ms "$probe_gap_max_us")" \
             "$(ms "$probe_gap_max_us" "${bgapmax[$key]}")")
+          stamps=$(printf ',"stamped":%s,"path_p50_ms":%s,"path_p99_ms":%s,"added_path_p99_ms":%s,"delivery_p99_ms":%s,"added_delivery_p99_ms":%s,"delivery_rise_p99_ms":%s,"added_delivery_rise_p99_ms":%s,"delivery_rise_max_ms":%s}' \
+            "$probe_stamped" "$(ms "$probe_path_p50_us")" "$(ms "$probe_path_p99_us")" "$(ms "$probe_path_p99_us" "${bpath99[$key]}")" "$(ms "$probe_delivery_p99_us")" \
+            "$(ms "$probe_delivery_p99_us" "${bdeliv99[$key]}")" "$(ms "$probe_added_gap_p99_us")" "$(ms "$probe_added_gap_p99_us" "${brise99[$key]}")" "$(ms "$probe_added_gap_max_us")")
+          extra="${extra%?}$stamps"
         fi
         printf '%-8s %-7s %-9s %5s %9s %9.3f %9.3f %10s %10s %9s %7.0f %6s%s\n' "$target" "$kind" "$proto" "$c" "$rps" \
           "$(awk -v x="$local_p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$local_p99_us" 'BEGIN{print x/1000}')" "$a50" "$a99" "$cpu" "$rss" "$core1" \
@@ -229,8 +237,11 @@ done
 echo "]" >> "$json"
 if [ ${#probe_rows[@]} -gt 0 ]; then
   echo
-  echo "streams paced at ${PACE_MS} ms between events (bench/StreamProbe): time to first text chunk (ttfc) and the largest gap between text chunks per request, ms; added = minus direct"
-  printf '%-8s %-9s %5s %9s %9s %9s %11s %11s %9s %11s %9s %11s %6s\n' target protocol conns requests ttfc_p50 ttfc_p99 added_p50 added_p99 gap_p99 added_gap99 gap_max added_max errors
+  echo "streams paced at ${PACE_MS} ms between events (bench/StreamProbe), ms: time to first text chunk (ttfc); from the mock's stamps, the first"
+  echo "chunk's path (ttfc less the mock's own time to it: the request's way in and the chunk's way out), each chunk's delivery (mock"
+  echo "wrote it -> client read it), and per request the largest rise in delivery from one chunk to the next (rise: a gap the path"
+  echo "added between two chunks); added = minus direct"
+  printf '%-8s %-9s %5s %8s %8s %8s %8s %8s %9s %8s %10s %8s %10s %8s %6s\n' target protocol conns requests ttfc_p50 ttfc_p99 path_p50 path_p99 added_p99 deliv_p99 added_p99 rise_p99 added_p99 rise_max errors
   printf '%s\n' "${probe_rows[@]}"
 fi
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); results in $json"

@@ -6,6 +6,11 @@ using System.Net.Http.Headers;
 // two text events.
 // Prints one RESULT line (µs) that bench/run.sh reads; run it against the mock and the gateway in the same run and
 // subtract to get what the gateway adds.
+// With the mock's fault-stamped-chunks (docs/fake-upstream.md) each text chunk says when the mock got the request (R) and
+// wrote the chunk (S), on this machine's monotonic clock (Stopwatch), so the probe also times the path alone, free of the
+// mock's own pacing and its timer's jitter (a 10 ms delay took 10-15 ms here): the first chunk's path = time to first
+// chunk - (S1 - R), the request's way in and the chunk's way out; each chunk's delivery = received - S; and the gap a
+// proxy adds between two chunks = how much later the second was delivered than the first (delivery_k - delivery_k-1).
 //
 //   StreamProbe --url URL --body FILE [--connections 32] [--duration 10] [--warmup 2] [--key sk-dev-local]
 var options = Args.Parse(args);
@@ -24,9 +29,16 @@ var results = await RunAsync(TimeSpan.FromSeconds(options.Duration), record: tru
 var ttfc = results.Where(r => r.Ok).Select(r => r.FirstChunkUs).Order().ToArray();
 var gaps = results.Where(r => r.Ok).Select(r => r.LargestGapUs).Order().ToArray();
 var errors = results.Count(r => !r.Ok);
+var stamped = results.Where(r => r.Ok && r.Stamped).ToArray();
+var paths = stamped.Select(r => r.FirstPathUs).Order().ToArray();
+var deliveries = stamped.SelectMany(r => r.DeliveriesUs).Order().ToArray();
+var addedGaps = stamped.Select(r => r.LargestAddedGapUs).Order().ToArray();
 Console.WriteLine($"RESULT requests={ttfc.Length} errors={errors} ttfc_p50_us={Percentile(ttfc, 50)} ttfc_p99_us={Percentile(ttfc, 99)} "
     + $"gap_p50_us={Percentile(gaps, 50)} gap_p99_us={Percentile(gaps, 99)} gap_max_us={(gaps.Length == 0 ? 0 : gaps[^1])} "
-    + $"events_per_request={(results.Count(r => r.Ok) == 0 ? 0 : results.Where(r => r.Ok).Average(r => r.Events)):0.#}");
+    + $"events_per_request={(results.Count(r => r.Ok) == 0 ? 0 : results.Where(r => r.Ok).Average(r => r.Events)):0.#} "
+    + $"stamped={stamped.Length} path_p50_us={Percentile(paths, 50)} path_p99_us={Percentile(paths, 99)} "
+    + $"delivery_p50_us={Percentile(deliveries, 50)} delivery_p99_us={Percentile(deliveries, 99)} "
+    + $"added_gap_p99_us={Percentile(addedGaps, 99)} added_gap_max_us={(addedGaps.Length == 0 ? 0 : addedGaps[^1])}");
 return errors == 0 ? 0 : 1;
 
 async Task<List<Sample>> RunAsync(TimeSpan length, bool record)
@@ -71,6 +83,9 @@ async Task<Sample> OneAsync(byte[] buffer)
         await using var stream = await response.Content.ReadAsStreamAsync();
         long first = 0, previous = 0, largestGap = 0;
         int events = 0;
+        // With stamps: the first chunk's mock time (S1 - R), each chunk's delivery, and the largest rise in delivery.
+        long firstMockTicks = -1, previousDelivery = 0, largestAddedGap = 0;
+        var deliveries = new List<long>(16);
         var current = new List<byte>(512); // the event being read (an event may span reads)
         int read;
         while ((read = await stream.ReadAsync(buffer)) > 0)
@@ -84,8 +99,23 @@ async Task<Sample> OneAsync(byte[] buffer)
                 {
                     continue;
                 }
-                if (CarriesText(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(current)))
+                var sse = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(current);
+                if (CarriesText(sse))
                 {
+                    if (TryStamps(sse, out var received, out var written))
+                    {
+                        var delivery = now - written;
+                        if (events == 0)
+                        {
+                            firstMockTicks = written - received;
+                        }
+                        else
+                        {
+                            largestAddedGap = Math.Max(largestAddedGap, delivery - previousDelivery);
+                        }
+                        deliveries.Add(Micros(delivery));
+                        previousDelivery = delivery;
+                    }
                     if (events++ == 0)
                     {
                         first = now;
@@ -99,7 +129,13 @@ async Task<Sample> OneAsync(byte[] buffer)
                 current.Clear();
             }
         }
-        return events == 0 ? Sample.Failed : new Sample(true, Micros(first - sent), Micros(largestGap), events);
+        if (events == 0)
+        {
+            return Sample.Failed;
+        }
+        var isStamped = firstMockTicks >= 0 && deliveries.Count == events;
+        return new Sample(true, Micros(first - sent), Micros(largestGap), events, isStamped,
+            isStamped ? Micros(first - sent - firstMockTicks) : 0, isStamped ? deliveries : [], Micros(largestAddedGap));
     }
     catch (Exception ex) when (ex is HttpRequestException or IOException or TaskCanceledException)
     {
@@ -117,13 +153,36 @@ static bool HasNonEmpty(ReadOnlySpan<byte> sse, ReadOnlySpan<byte> key)
     return at >= 0 && at + key.Length < sse.Length && sse[at + key.Length] != (byte)'"';
 }
 
+// The mock's " [r=R s=S]" at the end of a chunk's text (fault-stamped-chunks).
+static bool TryStamps(ReadOnlySpan<byte> sse, out long received, out long written)
+{
+    received = written = 0;
+    var at = sse.LastIndexOf(" [r="u8);
+    if (at < 0)
+    {
+        return false;
+    }
+    var rest = sse[(at + 4)..];
+    var space = rest.IndexOf(" s="u8);
+    if (space < 0 || !System.Buffers.Text.Utf8Parser.TryParse(rest[..space], out received, out _))
+    {
+        return false;
+    }
+    rest = rest[(space + 3)..];
+    var end = rest.IndexOf((byte)']');
+    return end > 0 && System.Buffers.Text.Utf8Parser.TryParse(rest[..end], out written, out _);
+}
+
 static long Micros(long ticks) => ticks * 1_000_000 / Stopwatch.Frequency;
 
 static long Percentile(long[] sorted, int p) => sorted.Length == 0 ? 0 : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p / 100.0 * sorted.Length) - 1)];
 
-internal readonly record struct Sample(bool Ok, long FirstChunkUs, long LargestGapUs, int Events)
+internal readonly record struct Sample(bool Ok, long FirstChunkUs, long LargestGapUs, int Events, bool Stamped = false,
+    long FirstPathUs = 0, List<long>? Deliveries = null, long LargestAddedGapUs = 0)
 {
     public static Sample Failed => new(false, 0, 0, 0);
+
+    public IEnumerable<long> DeliveriesUs => Deliveries ?? [];
 }
 
 internal sealed record Args(string Url, string BodyFile, int Connections, int Duration, int Warmup, string Key)

@@ -137,6 +137,33 @@ public sealed class FaultTests(FakeUpstreamApp app) : IClassFixture<FakeUpstream
     }
 
     [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task Stamped_chunks_carry_when_the_request_arrived_and_when_each_chunk_was_written(string protocol)
+    {
+        var before = Stopwatch.GetTimestamp();
+        using var response = await app.PostAsync(PathOf(protocol), Body("fault-stamped-chunks@60", stream: true, text: "a b c"));
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(TestContext.Current.CancellationToken));
+        var chunks = new List<(string Word, long Received, long Written, long Read)>();
+        while (await reader.ReadLineAsync(TestContext.Current.CancellationToken) is { } line)
+        {
+            var stamp = System.Text.RegularExpressions.Regex.Match(line, "\"(?:content|text)\":\"([^\"]*) \\[r=(\\d+) s=(\\d+)\\]\"");
+            if (stamp.Success)
+            {
+                chunks.Add((stamp.Groups[1].Value, long.Parse(stamp.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture),
+                    long.Parse(stamp.Groups[3].Value, System.Globalization.CultureInfo.InvariantCulture), Stopwatch.GetTimestamp()));
+            }
+        }
+
+        // The words are the reply's, each followed by the stamps; one arrival for all, each write after the pacing, before the read.
+        Assert.Equal(["Echo:", "a", "b", "c"], chunks.Select(c => c.Word.Trim()));
+        Assert.Single(chunks.Select(c => c.Received).Distinct());
+        Assert.InRange(chunks[0].Received, before, chunks[0].Written);
+        Assert.All(chunks, c => Assert.True(c.Written <= c.Read, "written after it was read"));
+        var gaps = chunks.Zip(chunks.Skip(1), (x, y) => Stopwatch.GetElapsedTime(x.Written, y.Written)).ToList();
+        Assert.All(gaps, g => Assert.True(g >= TimeSpan.FromMilliseconds(50), $"chunks written {g} apart"));
+    }
+
+    [Theory]
     [InlineData("openai", "fault-cut-stream@2", 2)]
     [InlineData("anthropic", "fault-cut-stream@2", 2)]
     [InlineData("llamacpp", "fault-cut-stream@2", 2)]

@@ -238,7 +238,7 @@ internal sealed class AnthropicProtocol : IChatProtocol
         json.WriteNumber("index", 0);
         json.WriteStartObject("delta");
         json.WriteString("type", type);
-        json.WriteString(field, value);
+        json.WriteString(field, type == "text_delta" ? sse.Text(value) : value); // stamped once the event's delay has passed
         json.WriteEndObject();
         json.WriteEndObject();
         return await sse.EndAsync(contentChunk);

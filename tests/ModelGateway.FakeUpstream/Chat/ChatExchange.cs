@@ -23,6 +23,9 @@ internal sealed class ChatExchange
     /// <summary>A fresh random suffix for response ids (chatcmpl-…, msg_…).</summary>
     public required string IdSuffix { get; init; }
 
+    /// <summary>When the handler began (<see cref="System.Diagnostics.Stopwatch"/> timestamp), for fault-stamped-chunks.</summary>
+    public required long ReceivedTimestamp { get; init; }
+
     public CancellationToken Aborted => Context.RequestAborted;
 
     /// <summary>
@@ -35,6 +38,6 @@ internal sealed class ChatExchange
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = contentType;
         response.Headers.CacheControl = "no-cache";
-        return new SseWriter(Context, Fault, Time, malformedEvent);
+        return new SseWriter(Context, Fault, Time, malformedEvent, ReceivedTimestamp);
     }
 }

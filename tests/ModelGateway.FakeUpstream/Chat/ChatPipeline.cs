@@ -18,6 +18,7 @@ internal static class ChatPipeline
 {
     public static async Task HandleAsync(HttpContext context, IChatProtocol protocol)
     {
+        var received = System.Diagnostics.Stopwatch.GetTimestamp();
         var services = context.RequestServices;
         var time = services.GetRequiredService<TimeProvider>();
         var body = await ReadBodyAsync(context);
@@ -72,6 +73,7 @@ internal static class ChatPipeline
                 Time = time,
                 Created = time.GetUtcNow().ToUnixTimeSeconds(),
                 IdSuffix = Guid.NewGuid().ToString("N"),
+                ReceivedTimestamp = received,
             };
             if (prompt.Stream)
             {

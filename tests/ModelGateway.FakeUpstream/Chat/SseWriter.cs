@@ -10,7 +10,9 @@ namespace ModelGateway.FakeUpstream.Chat;
 /// Writes Server-Sent Events (<c>event: NAME\n</c> optional, <c>data: JSON\n\n</c>), flushing each event
 /// as soon as it is written so clients see chunks as they are produced, never buffered. The streaming
 /// faults live here, in one place for all protocols: delays between events (fault-slow-chunks),
-/// aborting after N content chunks (fault-cut-stream), a broken event after 2 (fault-malformed-chunk).
+/// aborting after N content chunks (fault-cut-stream), a broken event after 2 (fault-malformed-chunk), and the same delays
+/// with each text chunk stamped with when the request arrived and when the chunk was written (fault-stamped-chunks, for
+/// bench/StreamProbe: what a proxy adds, without the delays' own timer jitter).
 /// Usage: <c>var json = await BeginAsync(name)</c>, write one JSON value, <c>await EndAsync(...)</c>.
 /// </summary>
 internal sealed class SseWriter : IDisposable
@@ -23,12 +25,14 @@ internal sealed class SseWriter : IDisposable
     private readonly Fault _fault;
     private readonly TimeProvider _time;
     private readonly ReadOnlyMemory<byte> _malformedEvent;
+    private readonly long _received;
     private int _events;
     private int _contentChunks;
     private bool _malformedSent;
 
-    public SseWriter(HttpContext context, Fault fault, TimeProvider time, ReadOnlyMemory<byte> malformedEvent)
+    public SseWriter(HttpContext context, Fault fault, TimeProvider time, ReadOnlyMemory<byte> malformedEvent, long received)
     {
+        _received = received;
         _context = context;
         _pipe = context.Response.BodyWriter;
         _json = new Utf8JsonWriter(_pipe, JsonBody.WriterOptions);
@@ -42,7 +46,7 @@ internal sealed class SseWriter : IDisposable
 
     public async ValueTask<Utf8JsonWriter> BeginAsync(byte[]? eventName)
     {
-        if (_events++ > 0 && _fault.Kind == FaultKind.SlowChunks && _fault.Value > 0)
+        if (_events++ > 0 && _fault.Kind is FaultKind.SlowChunks or FaultKind.StampedChunks && _fault.Value > 0)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(_fault.Value), _time, Aborted);
         }
@@ -56,6 +60,15 @@ internal sealed class SseWriter : IDisposable
         _json.Reset(_pipe);
         return _json;
     }
+
+    /// <summary>
+    /// A text chunk as written: unchanged, or with fault-stamped-chunks followed by <c> [r=RECEIVED s=WRITTEN]</c>, both
+    /// <see cref="System.Diagnostics.Stopwatch"/> timestamps (the machine's monotonic clock, so a client on the same machine
+    /// can subtract its own): when the request reached the handler, and now, just before the event is flushed.
+    /// </summary>
+    public string Text(string chunk) => _fault.Kind == FaultKind.StampedChunks
+        ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{chunk} [r={_received} s={System.Diagnostics.Stopwatch.GetTimestamp()}]")
+        : chunk;
 
     /// <summary>
     /// Ends and flushes the event. For a content chunk, applies the stream faults; false means the

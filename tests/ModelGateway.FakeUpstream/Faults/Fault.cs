@@ -15,6 +15,7 @@ internal enum FaultKind
     RateLimitFirst,
     SlowFirstToken,
     SlowChunks,
+    StampedChunks,
     CutStream,
     MalformedChunk,
     Huge,
@@ -52,6 +53,7 @@ internal readonly record struct Fault(FaultKind Kind, int Value)
             "fault-429-first" => new(FaultKind.RateLimitFirst, Argument(argument, 1, 0)),
             "fault-slow-first-token" => new(FaultKind.SlowFirstToken, Argument(argument, 3000, 0)),
             "fault-slow-chunks" => new(FaultKind.SlowChunks, Argument(argument, 200, 0)),
+            "fault-stamped-chunks" => new(FaultKind.StampedChunks, Argument(argument, 200, 0)),
             // Cutting after zero content chunks is not expressible with the per-chunk check; 1 is the floor.
             "fault-cut-stream" => new(FaultKind.CutStream, Argument(argument, 3, 1)),
             "fault-malformed-chunk" => new(FaultKind.MalformedChunk, 2),

@@ -163,7 +163,7 @@ internal sealed class LlamaCppProtocol : IChatProtocol
             {
                 json = await sse.BeginAsync(null);
                 StartChunk(json, null);
-                json.WriteString("content", chunk);
+                json.WriteString("content", sse.Text(chunk));
                 EndChunk(json, x, perToken, ++produced);
                 if (!await sse.EndAsync(contentChunk: true))
                 {

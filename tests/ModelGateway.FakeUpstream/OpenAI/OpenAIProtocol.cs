@@ -173,7 +173,7 @@ internal sealed class OpenAIProtocol : IChatProtocol
             {
                 json = await sse.BeginAsync(null);
                 StartChunk(json, x);
-                json.WriteString("content", chunk);
+                json.WriteString("content", sse.Text(chunk));
                 EndChunk(json, x, null);
                 if (!await sse.EndAsync(contentChunk: true))
                 {
