@@ -25,46 +25,56 @@ internal static class AdmissionScripts
         local spent = 0
         local reserved = 0
         local epoch = ''
+        -- One read of everything the checks need (each redis.call costs Redis about as much as the command it runs).
+        local v = redis.call('MGET', KEYS[7], KEYS[3], KEYS[4], KEYS[1], KEYS[2])
         if budget >= 0 then
-          local marker = redis.call('GET', KEYS[7])
+          local marker = v[1]
           if not marker then return {-1, 0, 0, 0, 0, ''} end
           if string.sub(marker, 1, 1) == 'p' then return {-2, 0, 0, 0, 0, ''} end
           epoch = string.sub(marker, 3)
+          spent = tonumber(v[2] or '0')
+          reserved = tonumber(v[3] or '0')
           -- Reservations whose request never settled (its replica died) stop holding budget once they expire.
           local expired = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now)
-          for i = 1, #expired do
-            local amount = redis.call('HGET', KEYS[5], expired[i])
-            if amount then
-              redis.call('DECRBY', KEYS[4], amount)
-              redis.call('HDEL', KEYS[5], expired[i])
+          if #expired > 0 then
+            for i = 1, #expired do
+              local amount = redis.call('HGET', KEYS[5], expired[i])
+              if amount then
+                redis.call('DECRBY', KEYS[4], amount)
+                redis.call('HDEL', KEYS[5], expired[i])
+              end
             end
+            redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
+            reserved = tonumber(redis.call('GET', KEYS[4]) or '0')
           end
-          if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now) end
-          spent = tonumber(redis.call('GET', KEYS[3]) or '0')
-          reserved = tonumber(redis.call('GET', KEYS[4]) or '0')
         end
         local rpmUsed = 0
         local tpmUsed = 0
-        if rpmLimit > 0 then rpmUsed = tonumber(redis.call('GET', KEYS[1]) or '0') end
-        if tpmLimit > 0 then tpmUsed = tonumber(redis.call('GET', KEYS[2]) or '0') end
+        if rpmLimit > 0 then rpmUsed = tonumber(v[4] or '0') end
+        if tpmLimit > 0 then tpmUsed = tonumber(v[5] or '0') end
         if rpmLimit > 0 and rpmUsed + 1 > rpmLimit then return {1, rpmUsed, tpmUsed, spent, reserved, epoch} end
         if tpmLimit > 0 and tpmUsed + tokens > tpmLimit then return {2, rpmUsed, tpmUsed, spent, reserved, epoch} end
         if budget >= 0 and spent + reserved + cost > budget then return {3, rpmUsed, tpmUsed, spent, reserved, epoch} end
+        -- A minute's window key gets its expiry when this creates it (the key is that minute's alone).
         if rpmLimit > 0 then
           rpmUsed = redis.call('INCR', KEYS[1])
-          redis.call('PEXPIRE', KEYS[1], ARGV[9])
+          if rpmUsed == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[9]) end
         end
         if tpmLimit > 0 then
           tpmUsed = redis.call('INCRBY', KEYS[2], tokens)
-          redis.call('PEXPIRE', KEYS[2], ARGV[9])
+          if tpmUsed == tokens then redis.call('PEXPIRE', KEYS[2], ARGV[9]) end
         end
         if budget >= 0 then
           reserved = redis.call('INCRBY', KEYS[4], cost)
           redis.call('HSET', KEYS[5], ARGV[6], cost)
           redis.call('ZADD', KEYS[6], ARGV[8], ARGV[6])
-          redis.call('PEXPIRE', KEYS[4], ARGV[10])
-          redis.call('PEXPIRE', KEYS[5], ARGV[10])
-          redis.call('PEXPIRE', KEYS[6], ARGV[10])
+          -- The reservation keys outlive any reservation in them (their ttl is twice the reservation timeout): renewed once
+          -- half of it has passed, or when the set was just created (no expiry yet), rather than three calls every time.
+          if redis.call('PTTL', KEYS[6]) < tonumber(ARGV[10]) / 2 then
+            redis.call('PEXPIRE', KEYS[4], ARGV[10])
+            redis.call('PEXPIRE', KEYS[5], ARGV[10])
+            redis.call('PEXPIRE', KEYS[6], ARGV[10])
+          end
         end
         return {0, rpmUsed, tpmUsed, spent, reserved, epoch}
         """);
