@@ -203,24 +203,24 @@ for proto in $PROTOS; do
           pb="$work/paced.json"; paced_body "$target" "$proto" > "$pb"
           pr=$(DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 taskset -c 1 dotnet bench/StreamProbe/bin/Release/net10.0/StreamProbe.dll --url "$(url "$target" "$proto")" --body "$pb" \
             --connections "$c" --duration "$DURATION" --warmup "$WARMUP" 2>&1 | grep '^RESULT' \
-            || echo "RESULT requests=0 errors=1 ttfc_p50_us=0 ttfc_p99_us=0 gap_p50_us=0 gap_p99_us=0 gap_max_us=0 events_per_request=0 stamped=0 path_p50_us=0 path_p99_us=0 delivery_p50_us=0 delivery_p99_us=0 added_gap_p99_us=0 added_gap_max_us=0")
+            || echo "RESULT requests=0 errors=1 ttfc_p50_us=0 ttfc_p99_us=0 gap_p50_us=0 gap_p99_us=0 gap_max_us=0 events_per_request=0 stamped=0 path_p50_us=0 path_p99_us=0 delivery_p50_us=0 delivery_p99_us=0 rise_p99_us=0 rise_max_us=0")
           eval "$(printf '%s' "${pr#RESULT }" | tr ' ' '\n' | sed 's/^/probe_/')"
           if [ "$target" = direct ]; then
             bttfc50[$key]=$probe_ttfc_p50_us; bttfc99[$key]=$probe_ttfc_p99_us; bgap99[$key]=$probe_gap_p99_us; bgapmax[$key]=$probe_gap_max_us
-            bpath99[$key]=$probe_path_p99_us; bdeliv99[$key]=$probe_delivery_p99_us; brise99[$key]=$probe_added_gap_p99_us
+            bpath99[$key]=$probe_path_p99_us; bdeliv99[$key]=$probe_delivery_p99_us; brise99[$key]=$probe_rise_p99_us
           fi
           ms() { awk -v x="$1" -v b="${2:-0}" 'BEGIN{printf "%.3f", (x-b)/1000}'; }
           probe_rows+=("$(printf '%-8s %-9s %5s %8s %8s %8s %8s %8s %9s %8s %10s %8s %10s %8s %6s' "$target" "$proto" "$c" "$probe_requests" \
             "$(ms "$probe_ttfc_p50_us")" "$(ms "$probe_ttfc_p99_us")" "$(ms "$probe_path_p50_us")" "$(ms "$probe_path_p99_us")" "$(ms "$probe_path_p99_us" "${bpath99[$key]}")" \
-            "$(ms "$probe_delivery_p99_us")" "$(ms "$probe_delivery_p99_us" "${bdeliv99[$key]}")" "$(ms "$probe_added_gap_p99_us")" \
-            "$(ms "$probe_added_gap_p99_us" "${brise99[$key]}")" "$(ms "$probe_added_gap_max_us")" "$probe_errors")")
+            "$(ms "$probe_delivery_p99_us")" "$(ms "$probe_delivery_p99_us" "${bdeliv99[$key]}")" "$(ms "$probe_rise_p99_us")" \
+            "$(ms "$probe_rise_p99_us" "${brise99[$key]}")" "$(ms "$probe_rise_max_us")" "$probe_errors")")
           extra=$(printf ',"paced":{"pace_ms":%s,"requests":%s,"errors":%s,"ttfc_p50_ms":%s,"ttfc_p99_ms":%s,"added_ttfc_p50_ms":%s,"added_ttfc_p99_ms":%s,"largest_gap_p99_ms":%s,"added_largest_gap_p99_ms":%s,"largest_gap_max_ms":%s,"added_largest_gap_max_ms":%s}' \
             "$PACE_MS" "$probe_requests" "$probe_errors" "$(ms "$probe_ttfc_p50_us")" "$(ms "$probe_ttfc_p99_us")" "$(ms "$probe_ttfc_p50_us" "${bttfc50[$key]}")" \
             "$(ms "$probe_ttfc_p99_us" "${bttfc99[$key]}")" "$(ms "$probe_gap_p99_us")" "$(ms "$probe_gap_p99_us" "${bgap99[$key]}")" "$(ms "$probe_gap_max_us")" \
             "$(ms "$probe_gap_max_us" "${bgapmax[$key]}")")
           stamps=$(printf ',"stamped":%s,"path_p50_ms":%s,"path_p99_ms":%s,"added_path_p99_ms":%s,"delivery_p99_ms":%s,"added_delivery_p99_ms":%s,"delivery_rise_p99_ms":%s,"added_delivery_rise_p99_ms":%s,"delivery_rise_max_ms":%s}' \
             "$probe_stamped" "$(ms "$probe_path_p50_us")" "$(ms "$probe_path_p99_us")" "$(ms "$probe_path_p99_us" "${bpath99[$key]}")" "$(ms "$probe_delivery_p99_us")" \
-            "$(ms "$probe_delivery_p99_us" "${bdeliv99[$key]}")" "$(ms "$probe_added_gap_p99_us")" "$(ms "$probe_added_gap_p99_us" "${brise99[$key]}")" "$(ms "$probe_added_gap_max_us")")
+            "$(ms "$probe_delivery_p99_us" "${bdeliv99[$key]}")" "$(ms "$probe_rise_p99_us")" "$(ms "$probe_rise_p99_us" "${brise99[$key]}")" "$(ms "$probe_rise_max_us")")
           extra="${extra%?}$stamps"
         fi
         printf '%-8s %-7s %-9s %5s %9s %9.3f %9.3f %10s %10s %9s %7.0f %6s%s\n' "$target" "$kind" "$proto" "$c" "$rps" \

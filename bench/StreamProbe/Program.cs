@@ -9,8 +9,8 @@ using System.Net.Http.Headers;
 // With the mock's fault-stamped-chunks (docs/fake-upstream.md) each text chunk says when the mock got the request (R) and
 // wrote the chunk (S), on this machine's monotonic clock (Stopwatch), so the probe also times the path alone, free of the
 // mock's own pacing and its timer's jitter (a 10 ms delay took 10-15 ms here): the first chunk's path = time to first
-// chunk - (S1 - R), the request's way in and the chunk's way out; each chunk's delivery = received - S; and the gap a
-// proxy adds between two chunks = how much later the second was delivered than the first (delivery_k - delivery_k-1).
+// chunk - (S1 - R), the request's way in and the chunk's way out; each chunk's delivery = received - S; and per request the
+// largest rise in delivery from one chunk to the next (delivery_k - delivery_k-1): a gap the path added between two chunks.
 //
 //   StreamProbe --url URL --body FILE [--connections 32] [--duration 10] [--warmup 2] [--key sk-dev-local]
 var options = Args.Parse(args);
@@ -32,13 +32,13 @@ var errors = results.Count(r => !r.Ok);
 var stamped = results.Where(r => r.Ok && r.Stamped).ToArray();
 var paths = stamped.Select(r => r.FirstPathUs).Order().ToArray();
 var deliveries = stamped.SelectMany(r => r.DeliveriesUs).Order().ToArray();
-var addedGaps = stamped.Select(r => r.LargestAddedGapUs).Order().ToArray();
+var rises = stamped.Select(r => r.LargestRiseUs).Order().ToArray();
 Console.WriteLine($"RESULT requests={ttfc.Length} errors={errors} ttfc_p50_us={Percentile(ttfc, 50)} ttfc_p99_us={Percentile(ttfc, 99)} "
     + $"gap_p50_us={Percentile(gaps, 50)} gap_p99_us={Percentile(gaps, 99)} gap_max_us={(gaps.Length == 0 ? 0 : gaps[^1])} "
     + $"events_per_request={(results.Count(r => r.Ok) == 0 ? 0 : results.Where(r => r.Ok).Average(r => r.Events)):0.#} "
     + $"stamped={stamped.Length} path_p50_us={Percentile(paths, 50)} path_p99_us={Percentile(paths, 99)} "
     + $"delivery_p50_us={Percentile(deliveries, 50)} delivery_p99_us={Percentile(deliveries, 99)} "
-    + $"added_gap_p99_us={Percentile(addedGaps, 99)} added_gap_max_us={(addedGaps.Length == 0 ? 0 : addedGaps[^1])}");
+    + $"rise_p99_us={Percentile(rises, 99)} rise_max_us={(rises.Length == 0 ? 0 : rises[^1])}");
 return errors == 0 ? 0 : 1;
 
 async Task<List<Sample>> RunAsync(TimeSpan length, bool record)
@@ -84,7 +84,7 @@ async Task<Sample> OneAsync(byte[] buffer)
         long first = 0, previous = 0, largestGap = 0;
         int events = 0;
         // With stamps: the first chunk's mock time (S1 - R), each chunk's delivery, and the largest rise in delivery.
-        long firstMockTicks = -1, previousDelivery = 0, largestAddedGap = 0;
+        long firstMockTicks = -1, previousDelivery = 0, largestRise = 0;
         var deliveries = new List<long>(16);
         var current = new List<byte>(512); // the event being read (an event may span reads)
         int read;
@@ -111,7 +111,7 @@ async Task<Sample> OneAsync(byte[] buffer)
                         }
                         else
                         {
-                            largestAddedGap = Math.Max(largestAddedGap, delivery - previousDelivery);
+                            largestRise = Math.Max(largestRise, delivery - previousDelivery);
                         }
                         deliveries.Add(Micros(delivery));
                         previousDelivery = delivery;
@@ -135,7 +135,7 @@ async Task<Sample> OneAsync(byte[] buffer)
         }
         var isStamped = firstMockTicks >= 0 && deliveries.Count == events;
         return new Sample(true, Micros(first - sent), Micros(largestGap), events, isStamped,
-            isStamped ? Micros(first - sent - firstMockTicks) : 0, isStamped ? deliveries : [], Micros(largestAddedGap));
+            isStamped ? Micros(first - sent - firstMockTicks) : 0, isStamped ? deliveries : [], Micros(largestRise));
     }
     catch (Exception ex) when (ex is HttpRequestException or IOException or TaskCanceledException)
     {
@@ -178,7 +178,7 @@ static long Micros(long ticks) => ticks * 1_000_000 / Stopwatch.Frequency;
 static long Percentile(long[] sorted, int p) => sorted.Length == 0 ? 0 : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p / 100.0 * sorted.Length) - 1)];
 
 internal readonly record struct Sample(bool Ok, long FirstChunkUs, long LargestGapUs, int Events, bool Stamped = false,
-    long FirstPathUs = 0, List<long>? Deliveries = null, long LargestAddedGapUs = 0)
+    long FirstPathUs = 0, List<long>? Deliveries = null, long LargestRiseUs = 0)
 {
     public static Sample Failed => new(false, 0, 0, 0);
 
