@@ -92,10 +92,10 @@ internal static class Migrations
         CREATE INDEX traces_trace_id ON traces(trace_id);
         """,
         // 4: the trace id index as a hash index. Trace ids are random and only ever looked up by equality; a b-tree over them
-        // inserts each row at a random place, comparing 32-character strings under the database's collation (strcoll) on the
-        // way down. Measured with the bench at ~5,500 req/s and 2 million trace rows (docs/benchmark.md, session 8): Postgres's
-        // CPU per request 51 -> 37 us (medians of five alternating 10 s runs). Building it takes a write lock on traces for
-        // the length of the build (seconds per million rows).
+        // puts each row at a random leaf (page splits, cache misses once the index outgrows shared_buffers) to keep an order
+        // nothing reads. Measured with the bench at ~5,500 req/s and 2 million trace rows (docs/benchmark.md, session 8):
+        // Postgres's CPU per request 51 -> 37 us (medians of five alternating 10 s runs). Building it takes a write lock on
+        // traces for the length of the build (seconds per million rows).
         """
         DROP INDEX traces_trace_id;
         CREATE INDEX traces_trace_id ON traces USING hash (trace_id);
