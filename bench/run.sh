@@ -214,14 +214,12 @@ for proto in $PROTOS; do
             "$(ms "$probe_ttfc_p50_us")" "$(ms "$probe_ttfc_p99_us")" "$(ms "$probe_path_p50_us")" "$(ms "$probe_path_p99_us")" "$(ms "$probe_path_p99_us" "${bpath99[$key]}")" \
             "$(ms "$probe_delivery_p99_us")" "$(ms "$probe_delivery_p99_us" "${bdeliv99[$key]}")" "$(ms "$probe_rise_p99_us")" \
             "$(ms "$probe_rise_p99_us" "${brise99[$key]}")" "$(ms "$probe_rise_max_us")" "$probe_errors")")
-          extra=$(printf ',"paced":{"pace_ms":%s,"requests":%s,"errors":%s,"ttfc_p50_ms":%s,"ttfc_p99_ms":%s,"added_ttfc_p50_ms":%s,"added_ttfc_p99_ms":%s,"largest_gap_p99_ms":%s,"added_largest_gap_p99_ms":%s,"largest_gap_max_ms":%s,"added_largest_gap_max_ms":%s}' \
+          extra=$(printf ',"paced":{"pace_ms":%s,"requests":%s,"errors":%s,"ttfc_p50_ms":%s,"ttfc_p99_ms":%s,"added_ttfc_p50_ms":%s,"added_ttfc_p99_ms":%s,"largest_gap_p99_ms":%s,"added_largest_gap_p99_ms":%s,"largest_gap_max_ms":%s,"added_largest_gap_max_ms":%s,"stamped":%s,"path_p50_ms":%s,"path_p99_ms":%s,"added_path_p99_ms":%s,"delivery_p99_ms":%s,"added_delivery_p99_ms":%s,"delivery_rise_p99_ms":%s,"added_delivery_rise_p99_ms":%s,"delivery_rise_max_ms":%s}' \
             "$PACE_MS" "$probe_requests" "$probe_errors" "$(ms "$probe_ttfc_p50_us")" "$(ms "$probe_ttfc_p99_us")" "$(ms "$probe_ttfc_p50_us" "${bttfc50[$key]}")" \
             "$(ms "$probe_ttfc_p99_us" "${bttfc99[$key]}")" "$(ms "$probe_gap_p99_us")" "$(ms "$probe_gap_p99_us" "${bgap99[$key]}")" "$(ms "$probe_gap_max_us")" \
-            "$(ms "$probe_gap_max_us" "${bgapmax[$key]}")")
-          stamps=$(printf ',"stamped":%s,"path_p50_ms":%s,"path_p99_ms":%s,"added_path_p99_ms":%s,"delivery_p99_ms":%s,"added_delivery_p99_ms":%s,"delivery_rise_p99_ms":%s,"added_delivery_rise_p99_ms":%s,"delivery_rise_max_ms":%s}' \
-            "$probe_stamped" "$(ms "$probe_path_p50_us")" "$(ms "$probe_path_p99_us")" "$(ms "$probe_path_p99_us" "${bpath99[$key]}")" "$(ms "$probe_delivery_p99_us")" \
-            "$(ms "$probe_delivery_p99_us" "${bdeliv99[$key]}")" "$(ms "$probe_rise_p99_us")" "$(ms "$probe_rise_p99_us" "${brise99[$key]}")" "$(ms "$probe_rise_max_us")")
-          extra="${extra%?}$stamps"
+            "$(ms "$probe_gap_max_us" "${bgapmax[$key]}")" "$probe_stamped" "$(ms "$probe_path_p50_us")" "$(ms "$probe_path_p99_us")" \
+            "$(ms "$probe_path_p99_us" "${bpath99[$key]}")" "$(ms "$probe_delivery_p99_us")" "$(ms "$probe_delivery_p99_us" "${bdeliv99[$key]}")" \
+            "$(ms "$probe_rise_p99_us")" "$(ms "$probe_rise_p99_us" "${brise99[$key]}")" "$(ms "$probe_rise_max_us")")
         fi
         printf '%-8s %-7s %-9s %5s %9s %9.3f %9.3f %10s %10s %9s %7.0f %6s%s\n' "$target" "$kind" "$proto" "$c" "$rps" \
           "$(awk -v x="$local_p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$local_p99_us" 'BEGIN{print x/1000}')" "$a50" "$a99" "$cpu" "$rss" "$core1" \

@@ -135,7 +135,7 @@ async Task<Sample> OneAsync(byte[] buffer)
         }
         var isStamped = firstMockTicks >= 0 && deliveries.Count == events;
         return new Sample(true, Micros(first - sent), Micros(largestGap), events, isStamped,
-            isStamped ? Micros(first - sent - firstMockTicks) : 0, isStamped ? deliveries : [], Micros(largestRise));
+            isStamped ? Micros(first - sent - firstMockTicks) : 0, isStamped ? deliveries : [], isStamped ? Micros(largestRise) : 0);
     }
     catch (Exception ex) when (ex is HttpRequestException or IOException or TaskCanceledException)
     {
@@ -177,12 +177,10 @@ static long Micros(long ticks) => ticks * 1_000_000 / Stopwatch.Frequency;
 
 static long Percentile(long[] sorted, int p) => sorted.Length == 0 ? 0 : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p / 100.0 * sorted.Length) - 1)];
 
-internal readonly record struct Sample(bool Ok, long FirstChunkUs, long LargestGapUs, int Events, bool Stamped = false,
-    long FirstPathUs = 0, List<long>? Deliveries = null, long LargestRiseUs = 0)
+internal readonly record struct Sample(bool Ok, long FirstChunkUs, long LargestGapUs, int Events, bool Stamped, long FirstPathUs,
+    IReadOnlyList<long> DeliveriesUs, long LargestRiseUs)
 {
-    public static Sample Failed => new(false, 0, 0, 0);
-
-    public IEnumerable<long> DeliveriesUs => Deliveries ?? [];
+    public static Sample Failed => new(false, 0, 0, 0, false, 0, [], 0);
 }
 
 internal sealed record Args(string Url, string BodyFile, int Connections, int Duration, int Warmup, string Key)

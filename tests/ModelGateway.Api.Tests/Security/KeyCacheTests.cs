@@ -152,26 +152,12 @@ public sealed class KeyRenewalTests(RenewalFixture fx) : IClassFixture<RenewalFi
     [Fact]
     public async Task A_key_in_use_never_waits_on_a_hung_Postgres_as_its_entry_ages()
     {
-        var store = fx.Gateway.Services.GetRequiredService<TenantStore>();
-        store.InvalidateCache();
-        Assert.Equal("dev", (await store.AuthenticateAsync(GatewayFixture.DevKey, () => true, Ct)).Caller?.Tenant.Id);
-        var cachedAt = DateTime.UtcNow;
-        await using var apiKeys = await LockedTable.LockAsync(fx.PostgresConnectionString, "api_keys", Ct);
+        var (store, cachedAt, apiKeys) = await CachedThenHungAsync();
+        await using var locked = apiKeys; // released (rolled back) at the end whatever happens
 
-        // As the request path authenticates: the cached answer (which starts the renewal near expiry), else a lookup. Past the
-        // six-second TTL: a renewal started in the last fifth (1.2 s) would still be waiting on Postgres for 0.8 s after it.
-        var slowest = TimeSpan.Zero;
-        var clock = new System.Diagnostics.Stopwatch();
-        while (DateTime.UtcNow < cachedAt.AddSeconds(7.5))
-        {
-            clock.Restart();
-            var caller = store.TryGetCached(GatewayFixture.DevKey, out var cached) ? cached
-                : (await store.AuthenticateAsync(GatewayFixture.DevKey, () => false, Ct)).Caller;
-            clock.Stop();
-            Assert.Equal("dev", caller?.Tenant.Id);
-            slowest = clock.Elapsed > slowest ? clock.Elapsed : slowest;
-            await Task.Delay(20, Ct);
-        }
+        // A request every 20 ms past the six-second TTL: a renewal started in the last fifth (1.2 s) would still be waiting on
+        // Postgres for 0.8 s after it.
+        var slowest = await SlowestRequestAsync(store, until: cachedAt.AddSeconds(7.5));
         await apiKeys.ReleaseAsync();
         Assert.True(slowest < TimeSpan.FromSeconds(0.4), $"a request waited {slowest} for the renewal");
     }
@@ -179,20 +165,38 @@ public sealed class KeyRenewalTests(RenewalFixture fx) : IClassFixture<RenewalFi
     [Fact]
     public async Task A_renewal_begun_just_before_expiry_does_not_hold_the_requests_after_it()
     {
-        var store = fx.Gateway.Services.GetRequiredService<TenantStore>();
-        store.InvalidateCache();
-        Assert.Equal("dev", (await store.AuthenticateAsync(GatewayFixture.DevKey, () => true, Ct)).Caller?.Tenant.Id);
-        var cachedAt = DateTime.UtcNow;
-        await using var apiKeys = await LockedTable.LockAsync(fx.PostgresConnectionString, "api_keys", Ct);
+        var (store, cachedAt, apiKeys) = await CachedThenHungAsync();
+        await using var locked = apiKeys; // released (rolled back) at the end whatever happens
 
         // No request until 0.2 s before the six-second TTL ends: the first one starts the renewal late in its window, and
         // Postgres hangs, so the renewal gives up (stale-if-error) only 1.8 s after the entry lapsed. Requests in between
         // are served the entry, not held until then.
         await Task.Delay(cachedAt.AddSeconds(5.8) - DateTime.UtcNow, Ct);
         Assert.True(store.TryGetCached(GatewayFixture.DevKey, out _), "the entry lapsed before the test could start its renewal");
+        var slowest = await SlowestRequestAsync(store, until: cachedAt.AddSeconds(8.3));
+        await apiKeys.ReleaseAsync();
+        Assert.True(slowest < TimeSpan.FromSeconds(0.4), $"a request waited {slowest} for a renewal begun before expiry");
+    }
+
+    /// <summary>The dev key looked up afresh (cached from now), then <c>api_keys</c> locked as a hung Postgres.</summary>
+    private async Task<(TenantStore Store, DateTime CachedAt, LockedTable ApiKeys)> CachedThenHungAsync()
+    {
+        var store = fx.Gateway.Services.GetRequiredService<TenantStore>();
+        store.InvalidateCache();
+        Assert.Equal("dev", (await store.AuthenticateAsync(GatewayFixture.DevKey, () => true, Ct)).Caller?.Tenant.Id);
+        var cachedAt = DateTime.UtcNow;
+        return (store, cachedAt, await LockedTable.LockAsync(fx.PostgresConnectionString, "api_keys", Ct));
+    }
+
+    /// <summary>
+    /// Authenticates the dev key every 20 ms until <paramref name="until"/> as the request path does (the cached answer, which
+    /// starts the renewal near expiry, else a lookup) and returns the slowest; each must find the dev tenant.
+    /// </summary>
+    private static async Task<TimeSpan> SlowestRequestAsync(TenantStore store, DateTime until)
+    {
         var slowest = TimeSpan.Zero;
         var clock = new System.Diagnostics.Stopwatch();
-        while (DateTime.UtcNow < cachedAt.AddSeconds(8.3))
+        while (DateTime.UtcNow < until)
         {
             clock.Restart();
             var caller = store.TryGetCached(GatewayFixture.DevKey, out var cached) ? cached
@@ -202,8 +206,7 @@ public sealed class KeyRenewalTests(RenewalFixture fx) : IClassFixture<RenewalFi
             slowest = clock.Elapsed > slowest ? clock.Elapsed : slowest;
             await Task.Delay(20, Ct);
         }
-        await apiKeys.ReleaseAsync();
-        Assert.True(slowest < TimeSpan.FromSeconds(0.4), $"a request waited {slowest} for a renewal begun before expiry");
+        return slowest;
     }
 }
 
