@@ -99,6 +99,14 @@ internal sealed partial class AdmissionService(
 {
     private readonly BudgetOptions _options = options.Value;
     private readonly ConcurrentDictionary<Guid, AdmissionTicket> _inFlight = new();
+
+    /// <summary>
+    /// Orders settlements and re-registrations on the Redis connection. A settlement leaves <see cref="_inFlight"/> and is
+    /// sent under this lock; a re-registration reads <see cref="_inFlight"/> and is sent under it too. So a reservation a
+    /// re-registration puts back belongs to a request whose settlement is sent after it, and Redis runs them in that order
+    /// (one connection): a settled reservation is never put back. Held only while the commands are queued (microseconds).
+    /// </summary>
+    private readonly Lock _sendOrder = new();
     private readonly ConcurrentDictionary<string, Lazy<Task>> _rebuilds = new(StringComparer.Ordinal);
 
     public async Task<AdmissionResult> AdmitAsync(Caller caller, string alias, int worstCaseTokens, long worstCaseMicroUsd,
@@ -252,10 +260,15 @@ internal sealed partial class AdmissionService(
         try
         {
             var tokenDelta = tenant.TokensPerMinute is null ? 0 : settlement.Usage.TotalTokens - ticket.ReservedTokens;
-            var result = await AdmissionScripts.Settle.EvaluateAsync(redis.GetDatabase(),
-                [keys.Spent, keys.Reserved, keys.Reservations, keys.Expiries, keys.Marker, keys.Tpm(ticket.MinuteWindow), keys.Settled],
-                [ticket.ReservationField, settlement.CostMicroUsd, tokenDelta, time.GetUtcNow().ToUnixTimeMilliseconds()]);
-            var s = (string?)result;
+            Task<RedisResult> sent;
+            lock (_sendOrder)
+            {
+                _inFlight.TryRemove(ticket.RequestId, out _);
+                sent = AdmissionScripts.Settle.EvaluateAsync(redis.GetDatabase(),
+                    [keys.Spent, keys.Reserved, keys.Reservations, keys.Expiries, keys.Marker, keys.Tpm(ticket.MinuteWindow)],
+                    [ticket.ReservationField, settlement.CostMicroUsd, tokenDelta]);
+            }
+            var s = (string?)await sent;
             epoch = string.IsNullOrEmpty(s) ? null : s;
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -269,7 +282,6 @@ internal sealed partial class AdmissionService(
         }
         finally
         {
-            _inFlight.TryRemove(ticket.RequestId, out _);
             ledger.Write(new LedgerRow(ticket.RequestId, tenant.Id, ticket.Caller.KeyId, ticket.Alias, settlement.Provider,
                 settlement.UpstreamModel, settlement.Usage.InputTokens, settlement.Usage.OutputTokens, settlement.Usage.CachedInputTokens,
                 settlement.CostMicroUsd, settlement.Status, settlement.HttpStatus,
@@ -341,20 +353,27 @@ internal sealed partial class AdmissionService(
     private async Task ReregisterAsync(string tenantId, BudgetPeriod period, TenantKeys keys)
     {
         var args = new List<RedisValue> { (long)_options.ReservationTimeout.TotalMilliseconds * 2 };
-        foreach (var (id, t) in _inFlight)
+        Task sent;
+        lock (_sendOrder)
         {
-            if (t.Budgeted && t.Caller.Tenant.Id == tenantId && t.Period.Id == period.Id)
+            foreach (var (id, t) in _inFlight)
             {
-                args.Add(id.ToString("N"));
-                args.Add(t.ReservedMicroUsd);
-                args.Add(t.ReservationExpiryMs);
+                if (t.Budgeted && t.Caller.Tenant.Id == tenantId && t.Period.Id == period.Id)
+                {
+                    args.Add(t.ReservationField);
+                    args.Add(t.ReservedMicroUsd);
+                    args.Add(t.ReservationExpiryMs);
+                }
             }
+            if (args.Count == 1)
+            {
+                return;
+            }
+            // By source: a NOSCRIPT answer and a second send would put it after settlements sent meanwhile.
+            sent = AdmissionScripts.Reregister.EvaluateAsync(redis.GetDatabase(), [keys.Reserved, keys.Reservations, keys.Expiries], [.. args], bySource: true);
         }
-        if (args.Count > 1)
-        {
-            await AdmissionScripts.Reregister.EvaluateAsync(redis.GetDatabase(), [keys.Reserved, keys.Reservations, keys.Expiries, keys.Settled], [.. args]);
-            LogReregistered(logger, tenantId, (args.Count - 1) / 3);
-        }
+        await sent;
+        LogReregistered(logger, tenantId, (args.Count - 1) / 3);
     }
 
     /// <summary>The Redis keys of a tenant's period, built once per replica and period rather than on every request.</summary>
@@ -388,7 +407,6 @@ internal sealed partial class AdmissionService(
             Reserved = _base + "reserved:" + periodId;
             Reservations = _base + "resv:" + periodId;
             Expiries = _base + "resvexp:" + periodId;
-            Settled = _base + "settled";
         }
 
         public RedisKey Spent { get; }
@@ -396,7 +414,6 @@ internal sealed partial class AdmissionService(
         public RedisKey Reserved { get; }
         public RedisKey Reservations { get; }
         public RedisKey Expiries { get; }
-        public RedisKey Settled { get; }
 
         public RedisKey Rpm(long minute) => Window(minute).Rpm;
         public RedisKey Tpm(long minute) => Window(minute).Tpm;

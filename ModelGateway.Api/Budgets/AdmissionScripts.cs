@@ -81,7 +81,7 @@ internal static class AdmissionScripts
 
     /// <summary>
     /// KEYS: 1 spent, 2 reserved total, 3 reservations, 4 reservation expiries, 5 period marker, 6 tpm window of the
-    /// admission, 7 recently settled (zset id→ms). ARGV: 1 request id, 2 actual µ$, 3 actual minus reserved tokens, 4 now ms.
+    /// admission. ARGV: 1 request id, 2 actual µ$, 3 actual minus reserved tokens.
     /// Releases the reservation, corrects the token window, and adds the actual cost to spent if the period is tracked.
     /// Returns the epoch the cost was counted in ('' = not counted: the period's rebuild will count the ledger row).
     /// </summary>
@@ -92,11 +92,6 @@ internal static class AdmissionScripts
           redis.call('HDEL', KEYS[3], ARGV[1])
           redis.call('ZREM', KEYS[4], ARGV[1])
         end
-        local now = tonumber(ARGV[4])
-        -- Remembered for a minute so a concurrent re-registration (after Redis lost its data) cannot resurrect it.
-        redis.call('ZADD', KEYS[7], now, ARGV[1])
-        redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - 60000)
-        redis.call('PEXPIRE', KEYS[7], 120000)
         local delta = tonumber(ARGV[3])
         if delta ~= 0 and redis.call('EXISTS', KEYS[6]) == 1 then
           if redis.call('INCRBY', KEYS[6], delta) < 0 then redis.call('SET', KEYS[6], 0, 'KEEPTTL') end
@@ -129,12 +124,13 @@ internal static class AdmissionScripts
 
     /// <summary>
     /// Puts this replica's in-flight reservations back after Redis lost them, so a rebuilt period cannot admit money those
-    /// requests are about to spend. KEYS: 1 reserved total, 2 reservations, 3 expiries, 4 recently settled. ARGV: ttl ms, then
-    /// (id, µ$, expiry ms) triples. Idempotent: a reservation that exists or has just settled is left alone.
+    /// requests are about to spend. KEYS: 1 reserved total, 2 reservations, 3 expiries. ARGV: ttl ms, then (id, µ$, expiry ms)
+    /// triples. Idempotent: a reservation that exists is left alone. That none of them has settled already is the caller's
+    /// to ensure (<see cref="AdmissionService"/> sends it and the settlements in one order).
     /// </summary>
     public static readonly RedisScript Reregister = new("reregister", """
         for i = 2, #ARGV, 3 do
-          if not redis.call('ZSCORE', KEYS[4], ARGV[i]) and redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) == 1 then
+          if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) == 1 then
             redis.call('INCRBY', KEYS[1], ARGV[i + 1])
             redis.call('ZADD', KEYS[3], ARGV[i + 2], ARGV[i])
           end

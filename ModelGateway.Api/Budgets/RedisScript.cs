@@ -23,13 +23,19 @@ internal sealed class RedisScript(string name, string source)
     public string Name { get; } = name;
     public string Source { get; } = source;
 
-    public async Task<RedisResult> EvaluateAsync(IDatabase db, RedisKey[] keys, RedisValue[] args)
+    /// <summary>
+    /// Runs the script. The command is queued on the connection before the returned task first yields, so commands sent
+    /// after this call returns run after it, unless it meets <c>NOSCRIPT</c> and is sent again; <paramref name="bySource"/>
+    /// sends <c>EVAL</c> with the source instead (no hash, so never sent twice), for a rare call whose order matters.
+    /// </summary>
+    public async Task<RedisResult> EvaluateAsync(IDatabase db, RedisKey[] keys, RedisValue[] args, bool bySource = false)
     {
-        using var span = Telemetry.GenAITelemetry.Source.StartActivity(_spanName, ActivityKind.Client);
+        var operation = bySource ? "EVAL" : "EVALSHA";
+        using var span = Telemetry.GenAITelemetry.Source.StartActivity(bySource ? "EVAL " + Name : _spanName, ActivityKind.Client);
         if (span is not null)
         {
             span.AddTag("db.system.name", "redis");
-            span.AddTag("db.operation.name", "EVALSHA");
+            span.AddTag("db.operation.name", operation);
             span.AddTag("db.stored_procedure.name", Name);
             span.AddTag("db.namespace", db.Database);
         }
@@ -37,6 +43,12 @@ internal sealed class RedisScript(string name, string source)
         {
             try
             {
+                if (bySource)
+                {
+                    // The raw command: StackExchange.Redis's string overload may itself send the hash and retry on NOSCRIPT.
+                    object[] command = [Source, keys.Length, .. keys.Cast<object>(), .. args.Cast<object>()];
+                    return await db.ExecuteAsync("EVAL", command);
+                }
                 return await db.ScriptEvaluateAsync(_sha1, keys, args);
             }
             catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))

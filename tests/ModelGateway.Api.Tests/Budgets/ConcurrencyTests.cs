@@ -1,5 +1,9 @@
 using System.Net;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using ModelGateway.Api.Budgets;
+using ModelGateway.Api.Providers;
+using ModelGateway.Api.Tenancy;
 using ModelGateway.Api.Tests.Support;
 
 namespace ModelGateway.Api.Tests.Budgets;
@@ -12,6 +16,7 @@ public sealed class TwoReplicas : BudgetCluster
     public const string DailyKey = "sk-daily-0123456789ab";
     public const string FlushKey = "sk-flush-0123456789ab";
     public const string CutKey = "sk-cut-0123456789abcd";
+    public const string ReregKey = "sk-rereg-0123456789a";
 
     /// <summary>Actual cost of one request below: 6 input and 3 output tokens (the fake's count) = 120 µ$; ~100 fit.</summary>
     public const long SharedBudgetMicro = 12_000;
@@ -38,6 +43,9 @@ public sealed class TwoReplicas : BudgetCluster
         ["Tenancy:Seed:6:Id"] = "cut",
         ["Tenancy:Seed:6:ApiKeys:0"] = CutKey,
         ["Tenancy:Seed:6:BudgetUsd"] = "1",
+        ["Tenancy:Seed:7:Id"] = "rereg",
+        ["Tenancy:Seed:7:ApiKeys:0"] = ReregKey,
+        ["Tenancy:Seed:7:BudgetUsd"] = "1000",
         // Hundreds of concurrent streams over two replicas and one fake, on a busy CI machine: the fake's first byte may take
         // longer than the usual 2 s (a full-suite run once timed three out, opening the circuit for the rest), as for TraceCluster.
         ["Gateway:Providers:openrouter:FirstByteTimeout"] = "00:00:15",
@@ -208,6 +216,49 @@ public sealed class ConcurrencyTests(TwoReplicas cluster) : IClassFixture<TwoRep
         Assert.True(ok > 25, "requests were admitted after the flush");
         Assert.True(ledgerCost <= TwoReplicas.FlushBudgetMicro, $"overshoot: {ledgerCost} > {TwoReplicas.FlushBudgetMicro}");
         Assert.Equal(ledgerCost, redisSpent);
+    }
+
+    [Fact]
+    public async Task A_re_registration_racing_settlements_never_brings_a_settled_reservation_back()
+    {
+        // A replica puts its in-flight reservations back in Redis after Redis lost them, again every 25 ms while another
+        // replica rebuilds. A request that settles meanwhile must not have its reservation put back after it settled: it
+        // would hold budget until it expired (15 minutes), refusing requests the budget has room for.
+        var admission = cluster.A.Services.GetRequiredService<AdmissionService>();
+        var (caller, _) = await cluster.A.Services.GetRequiredService<TenantStore>().AuthenticateAsync(TwoReplicas.ReregKey, () => true, Ct);
+        var tickets = new List<AdmissionTicket>();
+        for (var i = 0; i < 1000; i++)
+        {
+            tickets.Add((await admission.AdmitAsync(caller!, "priced", 16, 100, Ct)).Ticket!);
+        }
+        var settlement = new Settlement("ok", 200, "openrouter", "gpt-priced", new TokenUsage(6, 3), 120, Stream: false, TraceId: null);
+
+        // Redis loses the tenant's keys and every script; another replica has begun the rebuild (its marker is pending).
+        var db = cluster.RedisClient.GetDatabase();
+        var server = cluster.RedisClient.GetServers()[0];
+        await foreach (var key in server.KeysAsync(pattern: "mg:{t:rereg}:*"))
+        {
+            await db.KeyDeleteAsync(key);
+        }
+        await server.ScriptFlushAsync();
+        await db.StringSetAsync("mg:{t:rereg}:mark:total", "p:other", TimeSpan.FromSeconds(30));
+
+        // This replica's next request re-registers what is in flight every 25 ms while it waits, as the others settle.
+        var waiting = admission.AdmitAsync(caller!, "priced", 16, 100, Ct);
+        foreach (var batch in tickets.Chunk(8))
+        {
+            await Task.WhenAll(batch.Select(t => admission.SettleAsync(t, settlement)));
+            await Task.Delay(1, Ct);
+        }
+        await db.StringSetAsync("mg:{t:rereg}:mark:total", "r:other"); // the other replica's rebuild completes
+        var last = await waiting;
+        Assert.NotNull(last.Ticket);
+        Assert.True(await db.HashLengthAsync("mg:{t:rereg}:resv:total") > 0, "the waiting request holds its reservation");
+        await admission.SettleAsync(last.Ticket, settlement);
+
+        Assert.Equal(0, await db.HashLengthAsync("mg:{t:rereg}:resv:total"));
+        Assert.Equal(0, (long)await db.StringGetAsync("mg:{t:rereg}:reserved:total"));
+        Assert.Equal(1001 * 120, await cluster.RedisSpentAsync("rereg", "total"));
     }
 
     [Fact]
