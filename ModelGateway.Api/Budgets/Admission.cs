@@ -356,7 +356,7 @@ internal sealed partial class AdmissionService(
         Task sent;
         lock (_sendOrder)
         {
-            foreach (var (id, t) in _inFlight)
+            foreach (var (_, t) in _inFlight)
             {
                 if (t.Budgeted && t.Caller.Tenant.Id == tenantId && t.Period.Id == period.Id)
                 {
