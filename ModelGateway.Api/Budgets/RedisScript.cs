@@ -19,6 +19,7 @@ internal sealed class RedisScript(string name, string source)
 {
     private readonly byte[] _sha1 = SHA1.HashData(Encoding.UTF8.GetBytes(source));
     private readonly string _spanName = "EVALSHA " + name;
+    private readonly string _sourceSpanName = "EVAL " + name;
 
     public string Name { get; } = name;
     public string Source { get; } = source;
@@ -30,12 +31,11 @@ internal sealed class RedisScript(string name, string source)
     /// </summary>
     public async Task<RedisResult> EvaluateAsync(IDatabase db, RedisKey[] keys, RedisValue[] args, bool bySource = false)
     {
-        var operation = bySource ? "EVAL" : "EVALSHA";
-        using var span = Telemetry.GenAITelemetry.Source.StartActivity(bySource ? "EVAL " + Name : _spanName, ActivityKind.Client);
+        using var span = Telemetry.GenAITelemetry.Source.StartActivity(bySource ? _sourceSpanName : _spanName, ActivityKind.Client);
         if (span is not null)
         {
             span.AddTag("db.system.name", "redis");
-            span.AddTag("db.operation.name", operation);
+            span.AddTag("db.operation.name", bySource ? "EVAL" : "EVALSHA");
             span.AddTag("db.stored_procedure.name", Name);
             span.AddTag("db.namespace", db.Database);
         }
