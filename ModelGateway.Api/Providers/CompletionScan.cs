@@ -129,7 +129,7 @@ internal readonly struct CompletionScan
     }
 
     /// <summary>An integer that fits an <see cref="int"/>; anything else counts as absent (0).</summary>
-    private static int ReadInt(ref Utf8JsonReader reader)
+    internal static int ReadInt(ref Utf8JsonReader reader)
     {
         reader.Read();
         if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var value))

@@ -64,11 +64,11 @@ internal sealed class ProviderFailure(int statusCode, string type, string? code,
 }
 
 /// <summary>
-/// A non-streaming answer as an OpenAI <c>chat.completion</c>. It holds either the upstream's own bytes, already an OpenAI
-/// completion that needs no change (scanned once by <see cref="CompletionScan"/> for usage, id, model and finish reason), or a
-/// translated object (Anthropic, llama.cpp). The bytes are written to the client as they came; <see cref="Completion"/> parses
-/// them only for the callers that must look inside (structured output, content capture), and from then on the object is
-/// what gets written, so a caller that changes it changes the answer.
+/// A non-streaming answer as an OpenAI <c>chat.completion</c>. It holds either bytes, the upstream's own when they are already
+/// an OpenAI completion that needs no change (scanned once by <see cref="CompletionScan"/> for usage, id, model and finish
+/// reason) or a translation written straight to bytes (Anthropic), or a translated object (llama.cpp). The bytes are written
+/// to the client as they are; <see cref="Completion"/> parses them only for the callers that must look inside (structured
+/// output, content capture), and from then on the object is what gets written, so a caller that changes it changes the answer.
 /// </summary>
 internal sealed class ProviderCompletion : ProviderResponse
 {
@@ -88,9 +88,15 @@ internal sealed class ProviderCompletion : ProviderResponse
 
     /// <summary>An upstream body that is already the OpenAI answer, as <paramref name="scan"/> found it.</summary>
     public ProviderCompletion(ReadOnlyMemory<byte> utf8, in CompletionScan scan)
+        : this(utf8, scan.Usage, scan.Id, scan.Model, scan.FinishReason)
+    {
+    }
+
+    /// <summary>An OpenAI answer as bytes (the upstream's own, or a translation written straight to bytes) and what it says.</summary>
+    public ProviderCompletion(ReadOnlyMemory<byte> utf8, TokenUsage usage, string? id, string? model, string? finishReason)
     {
         _utf8 = utf8;
-        (Usage, Id, Model, FinishReason) = (scan.Usage, scan.Id, scan.Model, scan.FinishReason);
+        (Usage, Id, Model, FinishReason) = (usage, id, model, finishReason);
     }
 
     /// <summary>The answer as an object, parsed on first use when it came as bytes.</summary>

@@ -8,21 +8,14 @@ namespace ModelGateway.Api.Providers;
 /// <summary>Reading a provider's successful answer, shared by every adapter: a bounded JSON body, or an SSE stream.</summary>
 internal static class UpstreamBody
 {
-    /// <summary>
-    /// Reads a non-streaming answer as a JSON object. A body that is too large, too slow, not JSON or cut off comes back as a
-    /// <see cref="ProviderFailure"/> (nothing has reached the client yet).
-    /// </summary>
-    public static Task<(JsonObject? Body, ProviderFailure? Failure)> ReadJsonObjectAsync(HttpResponseMessage response,
-        int maxBytes, TimeSpan idleTimeout, CancellationToken cancellationToken) =>
-        ReadJsonAsync(response, maxBytes, idleTimeout, ParseObject, cancellationToken);
-
     /// <summary>A body as a JSON object; throws <see cref="JsonException"/> when it is not one.</summary>
     public static JsonObject ParseObject(byte[] body) =>
         JsonNode.Parse(body) as JsonObject ?? throw new JsonException("The provider's answer is not a JSON object.");
 
     /// <summary>
     /// Reads a non-streaming answer and hands its bytes to <paramref name="read"/>, whose <see cref="JsonException"/> means the
-    /// answer is not valid. Failures come back as with <see cref="ReadJsonObjectAsync"/>.
+    /// answer is not valid. A body that is too large, too slow, not valid or cut off comes back as a <see cref="ProviderFailure"/>
+    /// (nothing has reached the client yet).
     /// </summary>
     public static async Task<(T? Body, ProviderFailure? Failure)> ReadJsonAsync<T>(HttpResponseMessage response,
         int maxBytes, TimeSpan idleTimeout, Func<byte[], T> read, CancellationToken cancellationToken) where T : class

@@ -71,14 +71,9 @@ internal sealed class AnthropicAdapter(IOptions<GatewayOptions> options, TimePro
         }
         using (response)
         {
-            var (answer, bodyFailure) = await UpstreamBody.ReadJsonObjectAsync(response, _maxResponseBytes,
-                target.Provider.IdleTimeout, cancellationToken);
-            if (bodyFailure is not null)
-            {
-                return bodyFailure;
-            }
-            var completion = AnthropicResponse.ToCompletion(answer!, created, out var usage, structured);
-            return new ProviderCompletion(completion, usage);
+            var (completion, bodyFailure) = await UpstreamBody.ReadJsonAsync(response, _maxResponseBytes, target.Provider.IdleTimeout,
+                body => AnthropicResponse.Translate(body, created, structured), cancellationToken);
+            return (ProviderResponse?)bodyFailure ?? completion!;
         }
     }
 

@@ -1,6 +1,9 @@
+using System.Buffers;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Unicode;
 
 namespace ModelGateway.Api.Providers.Anthropic;
 
@@ -8,79 +11,248 @@ namespace ModelGateway.Api.Providers.Anthropic;
 internal static class AnthropicResponse
 {
     /// <summary>
-    /// A <c>message</c> (https://docs.anthropic.com/en/api/messages, response) as a <c>chat.completion</c>
-    /// (https://platform.openai.com/docs/api-reference/chat/object): text blocks joined into <c>content</c>, <c>tool_use</c>
-    /// blocks as <c>tool_calls</c> whose arguments are the JSON text of <c>input</c>. Thinking and server-tool blocks have no
-    /// OpenAI counterpart and are left out.
+    /// A <c>message</c> body (https://docs.anthropic.com/en/api/messages, response) as a <c>chat.completion</c>
+    /// (https://platform.openai.com/docs/api-reference/chat/object), read in one forward pass and written straight to bytes, with
+    /// no document in between: text blocks joined into <c>content</c>, <c>tool_use</c> blocks as <c>tool_calls</c> whose
+    /// arguments are the JSON text of <c>input</c> as Anthropic wrote it (the streaming path relays the same text in its
+    /// <c>input_json_delta</c> fragments). Thinking and server-tool blocks have no OpenAI counterpart and are left out; fields of
+    /// the wrong type count as absent. Throws <see cref="JsonException"/> when the body is not a UTF-8 JSON object.
     /// </summary>
     /// <remarks>With <paramref name="structured"/>, the response tool's input is the content (<see cref="AnthropicStructuredOutput"/>).</remarks>
-    public static JsonObject ToCompletion(JsonObject message, long created, out TokenUsage usage, AnthropicStructuredOutput? structured = null)
+    public static ProviderCompletion Translate(ReadOnlySpan<byte> body, long created, AnthropicStructuredOutput? structured = null)
     {
-        StringBuilder? text = null;
-        JsonArray? toolCalls = null;
-        if (message["content"] is JsonArray blocks)
+        // The reader checks the UTF-8 only of the strings it decodes; the raw tool input is copied as it came.
+        if (!Utf8.IsValid(body))
         {
-            foreach (var block in blocks)
+            throw new JsonException("The provider's answer is not valid UTF-8.");
+        }
+        var reader = new Utf8JsonReader(body);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+        {
+            throw new JsonException("The provider's answer is not a JSON object.");
+        }
+        string? id = null, model = null, stopReason = null;
+        var content = new ContentParts();
+        AnthropicUsage counts = default;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("id"u8))
             {
-                if (block is not JsonObject b)
-                {
-                    continue;
-                }
-                switch (StringOf(b["type"]))
-                {
-                    case "text":
-                        (text ??= new StringBuilder()).Append(StringOf(b["text"]));
-                        break;
-                    case "tool_use" when structured is not null && StringOf(b["name"]) == structured.ToolName:
-                        (text ??= new StringBuilder()).Append(structured.ContentOf(b["input"]));
-                        break;
-                    case "tool_use":
-                        (toolCalls ??= []).Add(new JsonObject
-                        {
-                            ["id"] = StringOf(b["id"]),
-                            ["type"] = "function",
-                            ["function"] = new JsonObject
-                            {
-                                ["name"] = StringOf(b["name"]),
-                                ["arguments"] = b["input"]?.ToJsonString() ?? "{}",
-                            },
-                        });
-                        break;
-                }
+                id = CompletionScan.ReadString(ref reader);
+            }
+            else if (reader.ValueTextEquals("model"u8))
+            {
+                model = CompletionScan.ReadString(ref reader);
+            }
+            else if (reader.ValueTextEquals("stop_reason"u8))
+            {
+                stopReason = CompletionScan.ReadString(ref reader);
+            }
+            else if (reader.ValueTextEquals("content"u8))
+            {
+                reader.Read();
+                content = reader.TokenType == JsonTokenType.StartArray ? ReadBlocks(ref reader, body, structured) : Skip(ref reader, new ContentParts());
+            }
+            else if (reader.ValueTextEquals("usage"u8))
+            {
+                reader.Read();
+                counts = reader.TokenType == JsonTokenType.StartObject ? ReadCounts(ref reader) : Skip(ref reader, default(AnthropicUsage));
+            }
+            else
+            {
+                reader.Read();
+                reader.Skip();
             }
         }
-
-        var reply = new JsonObject
+        // Anything after the object is an error the reader raises here (a single value is allowed).
+        while (reader.Read())
         {
-            ["role"] = "assistant",
-            ["content"] = text?.ToString(),
-            ["refusal"] = null,
-        };
-        if (toolCalls is not null)
-        {
-            reply["tool_calls"] = toolCalls;
         }
-        usage = ReadUsage(message["usage"] as JsonObject);
-        return new JsonObject
+
+        var usage = counts.ToTokenUsage();
+        var finish = FinishReason(stopReason);
+        if (finish is "tool_calls" && structured is not null && content.ToolCalls is null)
         {
-            ["id"] = StringOf(message["id"]),
-            ["object"] = "chat.completion",
-            ["created"] = created,
-            ["model"] = StringOf(message["model"]),
-            ["choices"] = new JsonArray
+            finish = "stop"; // the model answered through the response tool: for the client that is an ordinary answer
+        }
+        var buffer = new ArrayBufferWriter<byte>(body.Length + 256);
+        using (var w = new Utf8JsonWriter(buffer, WriterOptions))
+        {
+            w.WriteStartObject();
+            WriteStringOrNull(w, "id"u8, id);
+            w.WriteString("object"u8, "chat.completion"u8);
+            w.WriteNumber("created"u8, created);
+            WriteStringOrNull(w, "model"u8, model);
+            w.WriteStartArray("choices"u8);
+            w.WriteStartObject();
+            w.WriteNumber("index"u8, 0);
+            w.WriteStartObject("message"u8);
+            w.WriteString("role"u8, "assistant"u8);
+            WriteStringOrNull(w, "content"u8, content.Text);
+            w.WriteNull("refusal"u8);
+            if (content.ToolCalls is { } calls)
             {
-                new JsonObject
+                w.WriteStartArray("tool_calls"u8);
+                foreach (var call in calls)
                 {
-                    ["index"] = 0,
-                    ["message"] = reply,
-                    ["logprobs"] = null,
-                    ["finish_reason"] = FinishReason(StringOf(message["stop_reason"])) is "tool_calls" && structured is not null && toolCalls is null
-                        ? "stop"
-                        : FinishReason(StringOf(message["stop_reason"])),
-                },
-            },
-            ["usage"] = usage.ToOpenAIUsage(),
-        };
+                    w.WriteStartObject();
+                    WriteStringOrNull(w, "id"u8, call.Id);
+                    w.WriteString("type"u8, "function"u8);
+                    w.WriteStartObject("function"u8);
+                    WriteStringOrNull(w, "name"u8, call.Name);
+                    w.WriteString("arguments"u8, call.Arguments);
+                    w.WriteEndObject();
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            }
+            w.WriteEndObject();
+            w.WriteNull("logprobs"u8);
+            WriteStringOrNull(w, "finish_reason"u8, finish);
+            w.WriteEndObject();
+            w.WriteEndArray();
+            w.WriteStartObject("usage"u8);
+            w.WriteNumber("prompt_tokens"u8, usage.InputTokens);
+            w.WriteNumber("completion_tokens"u8, usage.OutputTokens);
+            w.WriteNumber("total_tokens"u8, usage.TotalTokens);
+            if (usage.CachedInputTokens > 0)
+            {
+                w.WriteStartObject("prompt_tokens_details"u8);
+                w.WriteNumber("cached_tokens"u8, usage.CachedInputTokens);
+                w.WriteEndObject();
+            }
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        return new ProviderCompletion(buffer.WrittenMemory, usage, id, model, finish);
+    }
+
+    /// <summary>
+    /// Answers are JSON for API clients, never embedded in HTML: only JSON's own escaping is needed (as in the streaming
+    /// translator), which keeps non-ASCII text at its UTF-8 size instead of six bytes per <c>\uXXXX</c> escape.
+    /// </summary>
+    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    private sealed record ToolCall(string? Id, string? Name, string Arguments);
+
+    /// <summary>What the content blocks add up to: the joined text (null when there was none) and the tool calls in order.</summary>
+    private readonly record struct ContentParts(string? Text = null, List<ToolCall>? ToolCalls = null);
+
+    /// <summary>The <c>content</c> array, the reader on its start; leaves the reader on its end.</summary>
+    private static ContentParts ReadBlocks(ref Utf8JsonReader reader, ReadOnlySpan<byte> body, AnthropicStructuredOutput? structured)
+    {
+        string? text = null;
+        List<ToolCall>? toolCalls = null;
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                reader.Skip();
+                continue;
+            }
+            // A block's fields come in any order, so the input is kept as a range of the body until the type is known.
+            string? type = null, blockText = null, blockId = null, name = null;
+            Range? input = null;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("type"u8))
+                {
+                    type = CompletionScan.ReadString(ref reader);
+                }
+                else if (reader.ValueTextEquals("text"u8))
+                {
+                    blockText = CompletionScan.ReadString(ref reader);
+                }
+                else if (reader.ValueTextEquals("id"u8))
+                {
+                    blockId = CompletionScan.ReadString(ref reader);
+                }
+                else if (reader.ValueTextEquals("name"u8))
+                {
+                    name = CompletionScan.ReadString(ref reader);
+                }
+                else if (reader.ValueTextEquals("input"u8))
+                {
+                    reader.Read();
+                    input = reader.TokenType == JsonTokenType.Null ? null : ValueRange(ref reader);
+                }
+                else
+                {
+                    reader.Read();
+                    reader.Skip();
+                }
+            }
+            switch (type)
+            {
+                case "text":
+                    text += blockText ?? ""; // a text block without a string text still makes the content a string, as before
+                    break;
+                case "tool_use" when structured is not null && name == structured.ToolName:
+                    text += structured.ContentOf(body, input);
+                    break;
+                case "tool_use":
+                    (toolCalls ??= []).Add(new ToolCall(blockId, name, input is { } r ? Encoding.UTF8.GetString(body[r]) : "{}"));
+                    break;
+            }
+        }
+        return new ContentParts(text, toolCalls);
+    }
+
+    /// <summary>The range of the body holding the value the reader is on (its first token); leaves the reader on its last.</summary>
+    internal static Range ValueRange(ref Utf8JsonReader reader)
+    {
+        var start = (int)reader.TokenStartIndex;
+        reader.Skip();
+        return start..(int)reader.BytesConsumed;
+    }
+
+    /// <summary>Anthropic's four counts from a <c>usage</c> object, the reader on its start; leaves the reader on its end.</summary>
+    private static AnthropicUsage ReadCounts(ref Utf8JsonReader reader)
+    {
+        int input = 0, cacheRead = 0, cacheCreation = 0, output = 0;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("input_tokens"u8))
+            {
+                input = CompletionScan.ReadInt(ref reader);
+            }
+            else if (reader.ValueTextEquals("cache_read_input_tokens"u8))
+            {
+                cacheRead = CompletionScan.ReadInt(ref reader);
+            }
+            else if (reader.ValueTextEquals("cache_creation_input_tokens"u8))
+            {
+                cacheCreation = CompletionScan.ReadInt(ref reader);
+            }
+            else if (reader.ValueTextEquals("output_tokens"u8))
+            {
+                output = CompletionScan.ReadInt(ref reader);
+            }
+            else
+            {
+                reader.Read();
+                reader.Skip();
+            }
+        }
+        return new AnthropicUsage(input, cacheRead, cacheCreation, output);
+    }
+
+    private static T Skip<T>(ref Utf8JsonReader reader, T value)
+    {
+        reader.Skip();
+        return value;
+    }
+
+    private static void WriteStringOrNull(Utf8JsonWriter writer, ReadOnlySpan<byte> name, string? value)
+    {
+        if (value is null)
+        {
+            writer.WriteNull(name);
+        }
+        else
+        {
+            writer.WriteString(name, value);
+        }
     }
 
     /// <summary>
@@ -97,20 +269,16 @@ internal static class AnthropicResponse
         _ => "stop",
     };
 
-    /// <summary>A <c>usage</c> object as gateway usage; see <see cref="ReadCounts"/>.</summary>
-    public static TokenUsage ReadUsage(JsonObject? usage) => ReadCounts(usage, default).ToTokenUsage();
-
     /// <summary>
-    /// Reads Anthropic's counts. <paramref name="previous"/> supplies the counts an event leaves out: <c>message_delta</c>
-    /// usage is cumulative but may carry only <c>output_tokens</c> (streaming guide, "Event types").
+    /// Reads Anthropic's counts from a stream event's <c>usage</c>. <paramref name="previous"/> supplies the counts an event
+    /// leaves out (or gives in the wrong type): <c>message_delta</c> usage is cumulative but may carry only
+    /// <c>output_tokens</c> (streaming guide, "Event types").
     /// </summary>
-    public static AnthropicUsage ReadCounts(JsonObject? usage, AnthropicUsage previous) => usage is null
-        ? previous
-        : new AnthropicUsage(
-            Int(usage, "input_tokens") ?? previous.Input,
-            Int(usage, "cache_read_input_tokens") ?? previous.CacheRead,
-            Int(usage, "cache_creation_input_tokens") ?? previous.CacheCreation,
-            Int(usage, "output_tokens") ?? previous.Output);
+    public static AnthropicUsage ReadCounts(JsonElement usage, AnthropicUsage previous) => new(
+        Int(usage, "input_tokens"u8) ?? previous.Input,
+        Int(usage, "cache_read_input_tokens"u8) ?? previous.CacheRead,
+        Int(usage, "cache_creation_input_tokens"u8) ?? previous.CacheCreation,
+        Int(usage, "output_tokens"u8) ?? previous.Output);
 
     /// <summary>
     /// Anthropic error type (errors guide, "HTTP errors") → OpenAI error type. Authentication and permission errors are the
@@ -127,7 +295,8 @@ internal static class AnthropicResponse
     public static (string? Type, string? Message) ReadError(JsonNode? body) =>
         body?["error"] is JsonObject e ? (StringOf(e["type"]), StringOf(e["message"])) : (null, null);
 
-    private static int? Int(JsonObject o, string name) => o[name] is JsonValue v && v.TryGetValue<int>(out var i) ? i : null;
+    private static int? Int(JsonElement o, ReadOnlySpan<byte> name) =>
+        o.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var i) ? i : null;
 
     private static string? StringOf(JsonNode? node) =>
         node is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;

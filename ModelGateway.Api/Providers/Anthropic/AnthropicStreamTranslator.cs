@@ -273,7 +273,7 @@ internal sealed class AnthropicStreamTranslator
     {
         if (holder.TryGetProperty("usage"u8, out var usage) && usage.ValueKind == JsonValueKind.Object)
         {
-            _counts = AnthropicResponse.ReadCounts(JsonNode.Parse(usage.GetRawText()) as JsonObject, _counts);
+            _counts = AnthropicResponse.ReadCounts(usage, _counts);
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ModelGateway.Api.ChatCompletions;
@@ -71,6 +72,38 @@ internal sealed class AnthropicStructuredOutput
             return o[WrapProperty]?.ToJsonString() ?? "null";
         }
         return input?.ToJsonString() ?? "{}";
+    }
+
+    /// <summary>
+    /// The same from a non-streaming answer: <paramref name="input"/> is where the tool's input lies in <paramref name="body"/>
+    /// (null when absent or JSON null), and the content is its JSON text as Anthropic wrote it.
+    /// </summary>
+    public string ContentOf(ReadOnlySpan<byte> body, Range? input)
+    {
+        if (input is not { } range)
+        {
+            return "{}";
+        }
+        var value = body[range];
+        if (Wrapped)
+        {
+            var reader = new Utf8JsonReader(value);
+            reader.Read();
+            if (reader.TokenType == JsonTokenType.StartObject)
+            {
+                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                {
+                    var isWrapper = reader.ValueTextEquals(WrapProperty);
+                    reader.Read();
+                    if (isWrapper)
+                    {
+                        return Encoding.UTF8.GetString(value[AnthropicResponse.ValueRange(ref reader)]);
+                    }
+                    reader.Skip();
+                }
+            }
+        }
+        return Encoding.UTF8.GetString(value);
     }
 
     private static bool IsObjectSchema(JsonObject schema) =>

@@ -55,6 +55,104 @@ public sealed class AnthropicResponseTests
     }
 
     [Fact]
+    public async Task The_bytes_written_to_the_client_are_the_translation()
+    {
+        using var response = await SendAsync(StubUpstream.Fixture("anthropic_message_response.json"));
+
+        // Written before anything asks for the object: the translation's own bytes go out.
+        var written = await WrittenAsync(Assert.IsType<ProviderCompletion>(response));
+        Assert.Equal("msg_01Egs18hRzhru3uGon3qesbA", written["id"]!.GetValue<string>());
+        Assert.Equal("chat.completion", written["object"]!.GetValue<string>());
+        Assert.Equal(Now.ToUnixTimeSeconds(), written["created"]!.GetValue<long>());
+        Assert.Equal("{\"product_name\": \"Green Tea\", \"price\": 5.50, \"quantity\": 2}",
+            written["choices"]![0]!["message"]!["content"]!.GetValue<string>());
+        AssertJsonEqual(JsonNode.Parse("""{"prompt_tokens":249,"completion_tokens":26,"total_tokens":275}"""), written["usage"]);
+    }
+
+    [Fact]
+    public async Task Blocks_are_read_in_any_field_order_and_what_has_no_openai_counterpart_is_left_out()
+    {
+        using var response = await SendAsync(StubUpstream.Json("""
+            {"usage":{"output_tokens":7,"input_tokens":3,"server_tool_use":{"web_search_requests":1}},
+             "content":[
+               {"type":"thinking","thinking":"Let me see.","signature":"sig"},
+               {"text":"Grüße, ","type":"text","citations":null},
+               42,
+               {"input":{"city":"Zürich","days":[1,2]},"name":"weather","id":"toolu_1","type":"tool_use"},
+               {"type":"text","text":"und <tschüss> & \u00e9"},
+               {"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{"query":"q"}},
+               {"type":"tool_use","id":"toolu_2","name":"noop"}],
+             "stop_reason":"tool_use","model":"claude-x","role":"assistant","type":"message","id":"msg_1"}
+            """));
+
+        var completion = Assert.IsType<ProviderCompletion>(response);
+        var written = await WrittenAsync(completion);
+        var message = written["choices"]![0]!["message"]!;
+        Assert.Equal("Grüße, und <tschüss> & é", message["content"]!.GetValue<string>());
+        var calls = message["tool_calls"]!.AsArray();
+        Assert.Equal(2, calls.Count);
+        Assert.Equal("toolu_1", calls[0]!["id"]!.GetValue<string>());
+        Assert.Equal("weather", calls[0]!["function"]!["name"]!.GetValue<string>());
+        AssertJsonEqual(JsonNode.Parse("""{"city":"Zürich","days":[1,2]}"""), JsonNode.Parse(calls[0]!["function"]!["arguments"]!.GetValue<string>()));
+        Assert.Equal("{}", calls[1]!["function"]!["arguments"]!.GetValue<string>()); // a tool_use without input takes none
+        Assert.Equal("tool_calls", written["choices"]![0]!["finish_reason"]!.GetValue<string>());
+        Assert.Equal(("msg_1", "claude-x", "tool_calls"), (completion.Id, completion.Model, completion.FinishReason));
+        Assert.Equal(new TokenUsage(3, 7), completion.Usage);
+        // Text is written as UTF-8, not as \u escapes.
+        Assert.True((await WrittenBytesAsync(completion)).AsSpan().IndexOf("Grüße"u8) >= 0);
+    }
+
+    [Fact]
+    public async Task Fields_of_the_wrong_type_count_as_absent()
+    {
+        using var response = await SendAsync(StubUpstream.Json("""
+            {"id":7,"model":null,"content":"not blocks","stop_reason":["end_turn"],"usage":{"input_tokens":"5","output_tokens":2.5}}
+            """));
+
+        var completion = Assert.IsType<ProviderCompletion>(response);
+        AssertJsonEqual(JsonNode.Parse($$$"""
+            {"id":null,"object":"chat.completion","created":{{{Now.ToUnixTimeSeconds()}}},"model":null,
+             "choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":null},"logprobs":null,"finish_reason":null}],
+             "usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}
+            """), await WrittenAsync(completion));
+        Assert.Equal(default, completion.Usage);
+    }
+
+    [Theory]
+    [InlineData("not json")]
+    [InlineData("[1,2]")]
+    [InlineData("{\"id\":\"msg_1\"} trailing")]
+    [InlineData("{\"id\":\"msg_1\",\"content\":[{\"type\":\"text\"")]
+    [InlineData("")]
+    public async Task A_body_that_is_not_a_json_object_is_an_invalid_response_that_may_be_retried(string body)
+    {
+        using var response = await SendAsync(StubUpstream.Json(body));
+
+        var failure = Assert.IsType<ProviderFailure>(response);
+        Assert.Equal((502, "upstream_invalid_response", true), (failure.StatusCode, failure.Code, failure.Retryable));
+    }
+
+    [Fact]
+    public async Task A_body_that_is_not_utf8_is_an_invalid_response()
+    {
+        byte[] body = [.. "{\"id\":\"msg_1\",\"content\":[{\"type\":\"text\",\"text\":\"a"u8, 0xC3, 0x28, .. "\"}]}"u8];
+        using var response = await SendAsync(new StubUpstream(HttpStatusCode.OK, body, "application/json"));
+
+        Assert.Equal("upstream_invalid_response", Assert.IsType<ProviderFailure>(response).Code);
+    }
+
+    private static async Task<byte[]> WrittenBytesAsync(ProviderCompletion completion)
+    {
+        using var stream = new MemoryStream();
+        var writer = System.IO.Pipelines.PipeWriter.Create(stream);
+        await completion.WriteToAsync(writer, CancellationToken.None);
+        await writer.CompleteAsync();
+        return stream.ToArray();
+    }
+
+    private static async Task<JsonNode> WrittenAsync(ProviderCompletion completion) => JsonNode.Parse(await WrittenBytesAsync(completion))!;
+
+    [Fact]
     public async Task Cache_reads_and_writes_count_as_prompt_tokens_and_reads_as_cached()
     {
         var message = JsonNode.Parse(WireFixture.Text("anthropic_message_response.json"))!.AsObject();
