@@ -173,6 +173,23 @@ internal readonly record struct TokenUsage(int InputTokens, int OutputTokens, in
     public TokenUsage Plus(TokenUsage other) => new(InputTokens + other.InputTokens, OutputTokens + other.OutputTokens,
         CachedInputTokens + other.CachedInputTokens, Estimated || other.Estimated);
 
+    /// <summary>Writes the OpenAI <c>usage</c> object (the value; the caller has written its name), as <see cref="ToOpenAIUsage"/> builds it.</summary>
+    public void WriteOpenAIUsage(Utf8JsonWriter writer)
+    {
+        writer.WriteStartObject();
+        writer.WriteNumber("prompt_tokens"u8, InputTokens);
+        writer.WriteNumber("completion_tokens"u8, OutputTokens);
+        writer.WriteNumber("total_tokens"u8, TotalTokens);
+        if (CachedInputTokens > 0)
+        {
+            writer.WriteStartObject("prompt_tokens_details"u8);
+            writer.WriteNumber("cached_tokens"u8, CachedInputTokens);
+            writer.WriteEndObject();
+        }
+        writer.WriteEndObject();
+    }
+
+    /// <summary>The OpenAI <c>usage</c> object, for answers handled as documents (<see cref="WriteOpenAIUsage"/> writes the same).</summary>
     public JsonObject ToOpenAIUsage()
     {
         var usage = new JsonObject

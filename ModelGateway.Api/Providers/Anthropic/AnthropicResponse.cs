@@ -111,17 +111,8 @@ internal static class AnthropicResponse
             WriteStringOrNull(w, "finish_reason"u8, finish);
             w.WriteEndObject();
             w.WriteEndArray();
-            w.WriteStartObject("usage"u8);
-            w.WriteNumber("prompt_tokens"u8, usage.InputTokens);
-            w.WriteNumber("completion_tokens"u8, usage.OutputTokens);
-            w.WriteNumber("total_tokens"u8, usage.TotalTokens);
-            if (usage.CachedInputTokens > 0)
-            {
-                w.WriteStartObject("prompt_tokens_details"u8);
-                w.WriteNumber("cached_tokens"u8, usage.CachedInputTokens);
-                w.WriteEndObject();
-            }
-            w.WriteEndObject();
+            w.WritePropertyName("usage"u8);
+            usage.WriteOpenAIUsage(w);
             w.WriteEndObject();
         }
         return new ProviderCompletion(buffer.WrittenMemory, usage, id, model, finish);
@@ -185,7 +176,7 @@ internal static class AnthropicResponse
             switch (type)
             {
                 case "text":
-                    text += blockText ?? ""; // a text block without a string text still makes the content a string, as before
+                    text += blockText ?? ""; // a text block whose text is not a string still makes the content a string
                     break;
                 case "tool_use" when structured is not null && name == structured.ToolName:
                     text += structured.ContentOf(body, input);

@@ -312,7 +312,7 @@ internal sealed class AnthropicStreamTranslator
         _writer.WriteStartArray("choices");
         _writer.WriteEndArray();
         _writer.WritePropertyName("usage");
-        Usage().ToOpenAIUsage().WriteTo(_writer);
+        Usage().WriteOpenAIUsage(_writer);
         _writer.WriteEndObject();
         return Written();
     }
