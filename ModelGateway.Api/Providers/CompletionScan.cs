@@ -24,16 +24,7 @@ internal readonly struct CompletionScan
     /// <summary>Scans <paramref name="utf8"/>; throws <see cref="JsonException"/> when it is not a JSON object.</summary>
     public static CompletionScan Read(ReadOnlySpan<byte> utf8)
     {
-        // The reader does not check the UTF-8 inside strings it is not asked to decode, and these bytes go to the client as they are.
-        if (!System.Text.Unicode.Utf8.IsValid(utf8))
-        {
-            throw new JsonException("The provider's answer is not valid UTF-8.");
-        }
-        var reader = new Utf8JsonReader(utf8);
-        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-        {
-            throw new JsonException("The provider's answer is not a JSON object.");
-        }
+        var reader = OpenAnswer(utf8);
         string? id = null, model = null, finish = null;
         TokenUsage usage = default;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
@@ -61,11 +52,34 @@ internal readonly struct CompletionScan
                 reader.Skip();
             }
         }
-        // Anything after the object is an error the reader raises here (a single value is allowed).
+        ReadToEnd(ref reader);
+        return new CompletionScan { Usage = usage, Id = id, Model = model, FinishReason = finish };
+    }
+
+    /// <summary>
+    /// A reader on the opening brace of a provider's answer; throws <see cref="JsonException"/> when the bytes are not UTF-8 or
+    /// do not start a JSON object. The reader checks the UTF-8 only of strings it decodes, and answers reach the client as bytes.
+    /// </summary>
+    internal static Utf8JsonReader OpenAnswer(ReadOnlySpan<byte> utf8)
+    {
+        if (!System.Text.Unicode.Utf8.IsValid(utf8))
+        {
+            throw new JsonException("The provider's answer is not valid UTF-8.");
+        }
+        var reader = new Utf8JsonReader(utf8);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+        {
+            throw new JsonException("The provider's answer is not a JSON object.");
+        }
+        return reader;
+    }
+
+    /// <summary>Reads past the answer's closing brace: anything after the object is an error the reader raises here.</summary>
+    internal static void ReadToEnd(ref Utf8JsonReader reader)
+    {
         while (reader.Read())
         {
         }
-        return new CompletionScan { Usage = usage, Id = id, Model = model, FinishReason = finish };
     }
 
     /// <summary>Reads the value after a property name: its text when a string, otherwise null (and the value is skipped).</summary>
@@ -75,7 +89,8 @@ internal readonly struct CompletionScan
         return reader.TokenType == JsonTokenType.String ? reader.GetString() : SkipValue(ref reader, default(string));
     }
 
-    private static T SkipValue<T>(ref Utf8JsonReader reader, T value)
+    /// <summary>Skips the value the reader is on and returns <paramref name="value"/> (for expressions).</summary>
+    internal static T SkipValue<T>(ref Utf8JsonReader reader, T value)
     {
         reader.Skip();
         return value;

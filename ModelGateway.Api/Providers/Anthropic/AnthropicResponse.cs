@@ -3,7 +3,6 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using System.Text.Unicode;
 
 namespace ModelGateway.Api.Providers.Anthropic;
 
@@ -21,16 +20,7 @@ internal static class AnthropicResponse
     /// <remarks>With <paramref name="structured"/>, the response tool's input is the content (<see cref="AnthropicStructuredOutput"/>).</remarks>
     public static ProviderCompletion Translate(ReadOnlySpan<byte> body, long created, AnthropicStructuredOutput? structured = null)
     {
-        // The reader checks the UTF-8 only of the strings it decodes; the raw tool input is copied as it came.
-        if (!Utf8.IsValid(body))
-        {
-            throw new JsonException("The provider's answer is not valid UTF-8.");
-        }
-        var reader = new Utf8JsonReader(body);
-        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-        {
-            throw new JsonException("The provider's answer is not a JSON object.");
-        }
+        var reader = CompletionScan.OpenAnswer(body); // checks all the UTF-8: tool input is copied as it came
         string? id = null, model = null, stopReason = null;
         var content = new ContentParts();
         AnthropicUsage counts = default;
@@ -51,12 +41,12 @@ internal static class AnthropicResponse
             else if (reader.ValueTextEquals("content"u8))
             {
                 reader.Read();
-                content = reader.TokenType == JsonTokenType.StartArray ? ReadBlocks(ref reader, body, structured) : Skip(ref reader, new ContentParts());
+                content = reader.TokenType == JsonTokenType.StartArray ? ReadBlocks(ref reader, body, structured) : CompletionScan.SkipValue(ref reader, new ContentParts());
             }
             else if (reader.ValueTextEquals("usage"u8))
             {
                 reader.Read();
-                counts = reader.TokenType == JsonTokenType.StartObject ? ReadCounts(ref reader) : Skip(ref reader, default(AnthropicUsage));
+                counts = reader.TokenType == JsonTokenType.StartObject ? ReadCounts(ref reader) : CompletionScan.SkipValue(ref reader, default(AnthropicUsage));
             }
             else
             {
@@ -64,10 +54,7 @@ internal static class AnthropicResponse
                 reader.Skip();
             }
         }
-        // Anything after the object is an error the reader raises here (a single value is allowed).
-        while (reader.Read())
-        {
-        }
+        CompletionScan.ReadToEnd(ref reader);
 
         var usage = counts.ToTokenUsage();
         var finish = FinishReason(stopReason);
@@ -226,12 +213,6 @@ internal static class AnthropicResponse
             }
         }
         return new AnthropicUsage(input, cacheRead, cacheCreation, output);
-    }
-
-    private static T Skip<T>(ref Utf8JsonReader reader, T value)
-    {
-        reader.Skip();
-        return value;
     }
 
     private static void WriteStringOrNull(Utf8JsonWriter writer, ReadOnlySpan<byte> name, string? value)
