@@ -101,12 +101,20 @@ internal sealed partial class AdmissionService(
     private readonly ConcurrentDictionary<Guid, AdmissionTicket> _inFlight = new();
 
     /// <summary>
-    /// Orders settlements and re-registrations on the Redis connection. A settlement leaves <see cref="_inFlight"/> and is
-    /// sent under this lock; a re-registration reads <see cref="_inFlight"/> and is sent under it too. So a reservation a
+    /// Orders settlements, admissions and re-registrations on the Redis connection. A settlement leaves <see cref="_inFlight"/>
+    /// and is queued under this lock, and sent under it (on its own, or carried by an admission, which is sent under it too);
+    /// a re-registration reads <see cref="_inFlight"/> and is sent under it. So a reservation a
     /// re-registration puts back belongs to a request whose settlement is sent after it, and Redis runs them in that order
     /// (one connection): a settled reservation is never put back. Held only while the commands are queued (microseconds).
     /// </summary>
     private readonly Lock _sendOrder = new();
+
+    /// <summary>Settlements not sent yet, by tenant and period (see <see cref="SettleAsync"/>). Under <see cref="_sendOrder"/>.</summary>
+    private readonly Dictionary<(string Tenant, string Period), PendingBatch> _pending = [];
+    private bool _flushScheduled;
+
+    /// <summary>How many tickets <see cref="_inFlight"/> holds (its own Count takes every lock of the dictionary).</summary>
+    private int _inFlightCount;
     private readonly ConcurrentDictionary<string, Lazy<Task>> _rebuilds = new(StringComparer.Ordinal);
 
     public async Task<AdmissionResult> AdmitAsync(Caller caller, string alias, int worstCaseTokens, long worstCaseMicroUsd,
@@ -154,11 +162,11 @@ internal sealed partial class AdmissionService(
                 RedisResult[] r;
                 try
                 {
-                    r = (RedisResult[])(await AdmissionScripts.Admit.EvaluateAsync(redis.GetDatabase(),
-                        [keys.Rpm(minute), keys.Tpm(minute), keys.Spent, keys.Reserved, keys.Reservations, keys.Expiries, keys.Marker],
+                    var sent = SendAdmission(tenant.Id, period, keys, minute,
                         [tenant.RequestsPerMinute ?? 0, tenant.TokensPerMinute ?? 0, tenant.BudgetMicroUsd ?? -1, worstCaseMicroUsd,
                             worstCaseTokens, reservationField, now.ToUnixTimeMilliseconds(), expiry, 120_000,
-                            (long)_options.ReservationTimeout.TotalMilliseconds * 2]))!;
+                            (long)_options.ReservationTimeout.TotalMilliseconds * 2]);
+                    r = (RedisResult[])(await sent)!;
                 }
                 catch (Exception ex) when (ex is RedisException or TimeoutException)
                 {
@@ -177,6 +185,7 @@ internal sealed partial class AdmissionService(
                     // if it is back), the ledger row is written either way, and a rebuild after Redis lost its data counts it.
                     var local = NewTicket(admittedLocally: true);
                     _inFlight[requestId] = local;
+                    Interlocked.Increment(ref _inFlightCount);
                     admitted = true;
                     LogAdmittedLocally(logger, tenant.Id);
                     return new AdmissionResult(local, null, null, default);
@@ -188,6 +197,7 @@ internal sealed partial class AdmissionService(
                     case 0:
                         var ticket = NewTicket(admittedLocally: false);
                         _inFlight[requestId] = ticket;
+                        Interlocked.Increment(ref _inFlightCount);
                         admitted = true;
                         return new AdmissionResult(ticket, null, null, limits);
                     case 1:
@@ -243,10 +253,14 @@ internal sealed partial class AdmissionService(
     /// <summary>
     /// Replaces the reservation with the actual cost and appends the ledger row. Runs on every exit of an admitted request
     /// (answer, stream end, failure, client disconnect); never throws: if Redis is unreachable the reservation expires on its
-    /// own and the row is still written (counted by the next rebuild if Redis lost the period). The script is sent before the
-    /// returned task first yields, so a caller may end its response without awaiting the reply: Redis runs commands in the
-    /// order this connection sends them, and any admission sent afterwards (the same client's next request included) sees
-    /// this settlement. The ledger slot stays taken until the row is queued, so shutdown still waits for it.
+    /// own and the row is still written (counted by the next rebuild if Redis lost the period). The ledger slot stays taken
+    /// until the row is queued, so shutdown still waits for it.
+    /// While other requests are in flight on this replica, the settlement is queued, not sent (see
+    /// <see cref="BudgetOptions.SettlementWindow"/>): the next admission of the same
+    /// tenant and period this replica sends carries it in its own script, which settles before it checks anything, and what
+    /// no admission took within the window goes in one <see cref="AdmissionScripts.Settle"/> per tenant and period. So an
+    /// admission sent after this call returns (the same client's next request included) still sees this settlement, and
+    /// under load a request costs Redis one script instead of two (docs/benchmark.md, session 11).
     /// </summary>
     public async Task SettleAsync(AdmissionTicket ticket, Settlement settlement)
     {
@@ -255,25 +269,40 @@ internal sealed partial class AdmissionService(
             return;
         }
         var tenant = ticket.Caller.Tenant;
-        var keys = KeysFor(tenant.Id, ticket.Period);
+        var tokenDelta = tenant.TokensPerMinute is null ? 0 : settlement.Usage.TotalTokens - ticket.ReservedTokens;
+        var pending = new PendingSettlement(ticket.ReservationField, settlement.CostMicroUsd, tokenDelta, ticket.MinuteWindow);
         string? epoch = null;
         try
         {
-            var tokenDelta = tenant.TokensPerMinute is null ? 0 : settlement.Usage.TotalTokens - ticket.ReservedTokens;
-            Task<RedisResult> sent;
+            var scheduleFlush = false;
             lock (_sendOrder)
             {
-                _inFlight.TryRemove(ticket.RequestId, out _);
-                sent = AdmissionScripts.Settle.EvaluateAsync(redis.GetDatabase(),
-                    [keys.Spent, keys.Reserved, keys.Reservations, keys.Expiries, keys.Marker, keys.Tpm(ticket.MinuteWindow)],
-                    [ticket.ReservationField, settlement.CostMicroUsd, tokenDelta]);
+                // Held only while other requests are in flight here: they are the admissions that may carry it. An idle
+                // replica sends it at once, so the other replicas see it as soon as they would have without a window.
+                var othersInFlight = _inFlight.TryRemove(ticket.RequestId, out _)
+                    ? Interlocked.Decrement(ref _inFlightCount) > 0
+                    : Volatile.Read(ref _inFlightCount) > 0;
+                var group = (tenant.Id, ticket.Period.Id);
+                if (!_pending.TryGetValue(group, out var batch))
+                {
+                    _pending[group] = batch = new PendingBatch(tenant.Id, KeysFor(tenant.Id, ticket.Period));
+                }
+                batch.Items.Add(pending);
+                if (!othersInFlight || _options.SettlementWindow <= TimeSpan.Zero || batch.Items.Count >= AdmissionScripts.MaxSettlementsPerScript)
+                {
+                    _pending.Remove(group);
+                    SendSettlements(batch);
+                }
+                else if (!_flushScheduled)
+                {
+                    _flushScheduled = scheduleFlush = true;
+                }
             }
-            var s = (string?)await sent;
-            epoch = string.IsNullOrEmpty(s) ? null : s;
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
-        {
-            LogSettleFailed(logger, tenant.Id, ex.Message);
+            if (scheduleFlush)
+            {
+                _ = FlushAfterWindowAsync();
+            }
+            epoch = await pending.Epoch.Task;
         }
         catch (Exception ex)
         {
@@ -290,9 +319,133 @@ internal sealed partial class AdmissionService(
         }
     }
 
+    /// <summary>
+    /// Sends an admission script, carrying the settlements of the same tenant and period waiting to be sent. Under
+    /// <see cref="_sendOrder"/>, so the settlements it takes are sent in the order they were made.
+    /// </summary>
+    private Task<RedisResult> SendAdmission(string tenantId, BudgetPeriod period, TenantKeys keys, long minute, RedisValue[] args)
+    {
+        lock (_sendOrder)
+        {
+            if (_pending.Count == 0 || !_pending.Remove((tenantId, period.Id), out var batch))
+            {
+                return AdmissionScripts.Admit.EvaluateAsync(redis.GetDatabase(),
+                    [keys.Rpm(minute), keys.Tpm(minute), keys.Spent, keys.Reserved, keys.Reservations, keys.Expiries, keys.Marker], args);
+            }
+            List<RedisKey> keyList = [keys.Rpm(minute), keys.Tpm(minute), keys.Spent, keys.Reserved, keys.Reservations, keys.Expiries, keys.Marker];
+            List<RedisValue> argList = [.. args];
+            AddSettlementArgs(batch, keys, keyList, argList, currentMinute: minute);
+            var sent = AdmissionScripts.Admit.EvaluateAsync(redis.GetDatabase(), [.. keyList], [.. argList]);
+            _ = CompleteSettlementsAsync(batch, sent, static r => (string?)((RedisResult[])r!)[6]);
+            return sent;
+        }
+    }
+
+    /// <summary>Sends a batch of settlements on its own. Called under <see cref="_sendOrder"/>.</summary>
+    private void SendSettlements(PendingBatch batch)
+    {
+        var keys = batch.Keys;
+        List<RedisKey> keyList = [keys.Spent, keys.Reserved, keys.Reservations, keys.Expiries, keys.Marker];
+        var argList = new List<RedisValue>(batch.Items.Count * 4);
+        AddSettlementArgs(batch, keys, keyList, argList, currentMinute: null);
+        var sent = AdmissionScripts.Settle.EvaluateAsync(redis.GetDatabase(), [.. keyList], [.. argList]);
+        _ = CompleteSettlementsAsync(batch, sent, static r => (string?)r);
+    }
+
+    /// <summary>
+    /// Appends a batch's four values per settlement; a token window is added to the keys once (the admission's own window,
+    /// key 2, when the settlement was admitted in the current minute).
+    /// </summary>
+    private static void AddSettlementArgs(PendingBatch batch, TenantKeys keys, List<RedisKey> keyList, List<RedisValue> argList, long? currentMinute)
+    {
+        long lastMinute = -1;
+        var lastIndex = 0;
+        foreach (var p in batch.Items)
+        {
+            if (p.Minute != lastMinute)
+            {
+                lastMinute = p.Minute;
+                if (p.Minute == currentMinute)
+                {
+                    lastIndex = 2;
+                }
+                else
+                {
+                    var key = keys.Tpm(p.Minute);
+                    lastIndex = keyList.IndexOf(key) + 1;
+                    if (lastIndex == 0)
+                    {
+                        keyList.Add(key);
+                        lastIndex = keyList.Count;
+                    }
+                }
+            }
+            argList.Add(p.Field);
+            argList.Add(p.CostMicroUsd);
+            argList.Add(p.TokenDelta);
+            argList.Add(lastIndex);
+        }
+    }
+
+    /// <summary>Gives each settlement of a batch the epoch its script answered (null when Redis could not be reached).</summary>
+    private async Task CompleteSettlementsAsync(PendingBatch batch, Task<RedisResult> sent, Func<RedisResult, string?> epochOf)
+    {
+        string? epoch = null;
+        try
+        {
+            var s = epochOf(await sent);
+            epoch = string.IsNullOrEmpty(s) ? null : s;
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            LogSettleFailed(logger, batch.TenantId, batch.Items.Count, ex.Message);
+        }
+        catch (Exception ex)
+        {
+            LogSettleFaulted(logger, ex, batch.TenantId);
+        }
+        foreach (var p in batch.Items)
+        {
+            p.Epoch.TrySetResult(epoch);
+        }
+    }
+
+    /// <summary>Sends, once the settlement window has passed, every settlement no admission has carried.</summary>
+    private async Task FlushAfterWindowAsync()
+    {
+        // Real time, not the injected TimeProvider: the window is how long a settlement waits for a ride, not a business rule.
+        await Task.Delay(_options.SettlementWindow).ConfigureAwait(false);
+        lock (_sendOrder)
+        {
+            _flushScheduled = false;
+            FlushPending(tenantId: null);
+        }
+    }
+
+    /// <summary>Sends the waiting settlements (of one tenant, or all). Called under <see cref="_sendOrder"/>.</summary>
+    private void FlushPending(string? tenantId)
+    {
+        if (_pending.Count == 0)
+        {
+            return;
+        }
+        foreach (var (group, batch) in _pending.ToArray())
+        {
+            if (tenantId is null || group.Tenant == tenantId)
+            {
+                _pending.Remove(group);
+                SendSettlements(batch);
+            }
+        }
+    }
+
     /// <summary>Forgets the Redis spend of a tenant's current periods, so the next admission rebuilds from the ledger (which the caller has marked reset).</summary>
     public async Task ForgetSpendAsync(string tenantId)
     {
+        lock (_sendOrder)
+        {
+            FlushPending(tenantId); // settlements made before the reset are sent before it, as they were made
+        }
         var now = time.GetUtcNow();
         var rdb = redis.GetDatabase();
         foreach (var name in BudgetPeriod.Names)
@@ -390,6 +543,23 @@ internal sealed partial class AdmissionService(
         return _keys.GetOrAdd((tenantId, period.Id), static (k, prefix) => new TenantKeys(prefix, k.Tenant, k.Period), _options.RedisKeyPrefix);
     }
 
+    /// <summary>One request's settlement waiting to be sent; <see cref="Epoch"/> completes with the script's answer.</summary>
+    private sealed class PendingSettlement(string field, long costMicroUsd, long tokenDelta, long minute)
+    {
+        public string Field { get; } = field;
+        public long CostMicroUsd { get; } = costMicroUsd;
+        public long TokenDelta { get; } = tokenDelta;
+        public long Minute { get; } = minute;
+        public TaskCompletionSource<string?> Epoch { get; } = new();
+    }
+
+    private sealed class PendingBatch(string tenantId, TenantKeys keys)
+    {
+        public string TenantId { get; } = tenantId;
+        public TenantKeys Keys { get; } = keys;
+        public List<PendingSettlement> Items { get; } = [];
+    }
+
     private const int MaxCachedKeySets = 10_000;
     private readonly ConcurrentDictionary<(string Tenant, string Period), TenantKeys> _keys = new();
 
@@ -447,8 +617,8 @@ internal sealed partial class AdmissionService(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Admission refused: ledger buffer full ({Slots} slots in use)")]
     private static partial void LogLedgerFull(ILogger logger, int slots);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Settlement for tenant {Tenant} could not reach Redis; the reservation will expire and the ledger row is kept: {Reason}")]
-    private static partial void LogSettleFailed(ILogger logger, string tenant, string reason);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Settlement of {Count} request(s) of tenant {Tenant} could not reach Redis; the reservations will expire and the ledger rows are kept: {Reason}")]
+    private static partial void LogSettleFailed(ILogger logger, string tenant, int count, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Settlement for tenant {Tenant} failed; the reservation will expire and the ledger row is kept")]
     private static partial void LogSettleFaulted(ILogger logger, Exception exception, string tenant);

@@ -8,14 +8,73 @@ namespace ModelGateway.Api.Budgets;
 /// </summary>
 internal static class AdmissionScripts
 {
+    /// <summary>The most settlements one script carries (their ids go through Lua's <c>unpack</c>, whose stack is bounded).</summary>
+    public const int MaxSettlementsPerScript = 200;
+
+    /// <summary>
+    /// The settlement of a batch of one tenant's requests of one period, shared by <see cref="Admit"/> (which settles the
+    /// batch before it checks anything) and <see cref="Settle"/>. The batch is in ARGV from index <c>first</c>, four
+    /// values per request: reservation id, actual µ$, actual minus reserved tokens, and the index in KEYS of the token
+    /// window the request was admitted in. Releases the reservations, corrects the token windows, and adds the actual cost
+    /// to spent if the period is tracked. Returns the epoch the cost was counted in ('' = not counted: the period's rebuild
+    /// will count the ledger rows), or nil for an empty batch. Sums go out with <c>%d</c>: Lua's own number-to-string
+    /// conversion switches to exponent notation above 10^14, which <c>INCRBY</c> refuses.
+    /// </summary>
+    private const string SettleFunction = """
+        local function settle(spentKey, reservedKey, resvKey, expKey, markerKey, first)
+          if #ARGV < first then return nil end
+          local ids = {}
+          local cost = 0
+          local deltas = {}
+          for i = first, #ARGV, 4 do
+            ids[#ids + 1] = ARGV[i]
+            cost = cost + tonumber(ARGV[i + 1])
+            local d = tonumber(ARGV[i + 2])
+            if d ~= 0 then
+              local k = tonumber(ARGV[i + 3])
+              deltas[k] = (deltas[k] or 0) + d
+            end
+          end
+          local amounts = redis.call('HMGET', resvKey, unpack(ids))
+          local released = 0
+          local held = {}
+          for i = 1, #ids do
+            if amounts[i] then
+              released = released + tonumber(amounts[i])
+              held[#held + 1] = ids[i]
+            end
+          end
+          if #held > 0 then
+            if redis.call('DECRBY', reservedKey, string.format('%d', released)) < 0 then redis.call('SET', reservedKey, 0, 'KEEPTTL') end
+            redis.call('HDEL', resvKey, unpack(held))
+            redis.call('ZREM', expKey, unpack(held))
+          end
+          for k, d in pairs(deltas) do
+            if redis.call('EXISTS', KEYS[k]) == 1 then
+              if redis.call('INCRBY', KEYS[k], string.format('%d', d)) < 0 then redis.call('SET', KEYS[k], 0, 'KEEPTTL') end
+            end
+          end
+          local marker = redis.call('GET', markerKey)
+          if not marker then return '' end
+          redis.call('INCRBY', spentKey, string.format('%d', cost))
+          return string.sub(marker, 3)
+        end
+
+        """;
+
     /// <summary>
     /// KEYS: 1 rpm window, 2 tpm window, 3 spent, 4 reserved total, 5 reservations (hash id→µ$), 6 reservation expiries
-    /// (zset id→ms), 7 period marker. ARGV: 1 rpm limit (0 none), 2 tpm limit (0 none), 3 budget µ$ (-1 none), 4 worst-case
-    /// µ$, 5 worst-case tokens, 6 request id, 7 now ms, 8 reservation expiry ms, 9 window ttl ms, 10 reservation keys ttl ms.
-    /// Returns {status, rpm used, tpm used, spent, reserved, epoch}: status 0 admitted, 1 rpm, 2 tpm, 3 budget refused,
-    /// -1 period not tracked yet (rebuild from the ledger), -2 a rebuild is in progress. Nothing is written unless admitted.
+    /// (zset id→ms), 7 period marker, 8… the token windows of settlements carried (when not the current one). ARGV: 1 rpm
+    /// limit (0 none), 2 tpm limit (0 none), 3 budget µ$ (-1 none), 4 worst-case µ$, 5 worst-case tokens, 6 request id,
+    /// 7 now ms, 8 reservation expiry ms, 9 window ttl ms, 10 reservation keys ttl ms, 11… settlements of the same tenant and
+    /// period this replica has not sent yet (see <see cref="SettleFunction"/>), settled first so the checks see them.
+    /// Returns {status, rpm used, tpm used, spent, reserved, epoch, settlement epoch}: status 0 admitted, 1 rpm, 2 tpm,
+    /// 3 budget refused, -1 period not tracked yet (rebuild from the ledger), -2 a rebuild is in progress. Nothing of the
+    /// admission is written unless admitted (the settlements are, whatever the status).
     /// </summary>
-    public static readonly RedisScript Admit = new("admit", """
+    public static readonly RedisScript Admit = new("admit", SettleFunction + """
+        local settled = settle(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], 11) or ''
+        local function admit()
         local rpmLimit = tonumber(ARGV[1])
         local tpmLimit = tonumber(ARGV[2])
         local budget = tonumber(ARGV[3])
@@ -77,29 +136,19 @@ internal static class AdmissionScripts
           end
         end
         return {0, rpmUsed, tpmUsed, spent, reserved, epoch}
+        end
+        local r = admit()
+        r[7] = settled
+        return r
         """);
 
     /// <summary>
-    /// KEYS: 1 spent, 2 reserved total, 3 reservations, 4 reservation expiries, 5 period marker, 6 tpm window of the
-    /// admission. ARGV: 1 request id, 2 actual µ$, 3 actual minus reserved tokens.
-    /// Releases the reservation, corrects the token window, and adds the actual cost to spent if the period is tracked.
-    /// Returns the epoch the cost was counted in ('' = not counted: the period's rebuild will count the ledger row).
+    /// KEYS: 1 spent, 2 reserved total, 3 reservations, 4 reservation expiries, 5 period marker, 6… the token windows the
+    /// requests were admitted in. ARGV: the settlements, four values each (see <see cref="SettleFunction"/>).
+    /// Returns the epoch the costs were counted in ('' = not counted: the period's rebuild will count the ledger rows).
     /// </summary>
-    public static readonly RedisScript Settle = new("settle", """
-        local amount = redis.call('HGET', KEYS[3], ARGV[1])
-        if amount then
-          if redis.call('DECRBY', KEYS[2], amount) < 0 then redis.call('SET', KEYS[2], 0, 'KEEPTTL') end
-          redis.call('HDEL', KEYS[3], ARGV[1])
-          redis.call('ZREM', KEYS[4], ARGV[1])
-        end
-        local delta = tonumber(ARGV[3])
-        if delta ~= 0 and redis.call('EXISTS', KEYS[6]) == 1 then
-          if redis.call('INCRBY', KEYS[6], delta) < 0 then redis.call('SET', KEYS[6], 0, 'KEEPTTL') end
-        end
-        local marker = redis.call('GET', KEYS[5])
-        if not marker then return '' end
-        redis.call('INCRBY', KEYS[1], ARGV[2])
-        return string.sub(marker, 3)
+    public static readonly RedisScript Settle = new("settle", SettleFunction + """
+        return settle(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], 1) or ''
         """);
 
     /// <summary>

@@ -25,6 +25,16 @@ public sealed class BudgetOptions
     [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
     public TimeSpan RebuildGrace { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How long a finished request's settlement may wait to be carried by the next admission of the same tenant, when other
+    /// requests are in flight on the replica (default 2 ms; 0 sends each at once; an idle replica always does). Either way it
+    /// is sent before any later admission of that tenant from this replica; other replicas see it up to this much later, and
+    /// the reservation holds the worst case meanwhile: the wait can refuse early, not admit more. Under load nearly every
+    /// settlement rides an admission: one Redis script per request instead of two (docs/benchmark.md, session 11).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:00:10")]
+    public TimeSpan SettlementWindow { get; set; } = TimeSpan.FromMilliseconds(2);
+
     /// <summary>How long a replica waits for another one's rebuild before it refuses with 503 (default 10 s).</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:05:00")]
     public TimeSpan RebuildTimeout { get; set; } = TimeSpan.FromSeconds(10);

@@ -217,7 +217,7 @@ internal static class ChatCompletionsApi
                 bill.Usage = usage;
             }
             trace.LatencyMs = Stopwatch.GetElapsedTime(trace.Started).TotalMilliseconds;
-            // Not awaited: the script is already sent and the next admission sees it (see SettleAsync); it never throws.
+            // Not awaited: it is queued, and the next admission of the tenant carries it or sees it (see SettleAsync); it never throws.
             _ = services.Admission.SettleAsync(admission.Ticket!, new Settlement(bill.Status, bill.HttpStatus,
                 target?.Provider.Name, target?.Model, usage, bill.CostMicroUsd, request.Stream, TraceId(context)));
         }

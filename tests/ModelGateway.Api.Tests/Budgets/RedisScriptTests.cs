@@ -65,6 +65,42 @@ public sealed class RedisScriptTests
         Assert.Equal(3, await db.HashLengthAsync("reservations{t:x}"));
     }
 
+    [Fact]
+    public async Task A_batch_settles_each_request_once_corrects_each_token_window_and_counts_sums_past_ten_to_the_fourteen()
+    {
+        await using var server = await ModelGateway.Testing.RedisServer.StartAsync();
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(server.ConnectionString);
+        var db = redis.GetDatabase();
+        RedisKey[] keys = ["spent{t:y}", "reserved{t:y}", "reservations{t:y}", "expiries{t:y}", "marker{t:y}", "tpm:1{t:y}", "tpm:2{t:y}"];
+        const long big = 1L << 50; // 1.1e15 µ$: Lua would print it as 1.1258999068426e+15
+        await db.StringSetAsync("marker{t:y}", "r:epoch1");
+        await db.StringSetAsync("spent{t:y}", big);
+        await db.StringSetAsync("reserved{t:y}", 3 * big + 7);
+        await db.HashSetAsync("reservations{t:y}", [new("a", big), new("b", 2 * big), new("other", 7)]);
+        await db.SortedSetAddAsync("expiries{t:y}", [new("a", 1), new("b", 1), new("other", 1)]);
+        await db.StringSetAsync("tpm:1{t:y}", 100);
+        await db.StringSetAsync("tpm:2{t:y}", 50);
+
+        // a and b were reserved; "gone" was released already (its reservation expired): its cost counts, nothing is released twice.
+        var epoch = (string?)await AdmissionScripts.Settle.EvaluateAsync(db, keys,
+            ["a", big, -10, 6, "b", big + 1, -5, 7, "gone", 3, -1, 7]);
+
+        Assert.Equal("epoch1", epoch);
+        Assert.Equal(((3 * big) + 4).ToString(System.Globalization.CultureInfo.InvariantCulture), (string?)await db.StringGetAsync("spent{t:y}"));
+        Assert.Equal(7, (long)await db.StringGetAsync("reserved{t:y}"));
+        Assert.Equal(["other"], (await db.HashKeysAsync("reservations{t:y}")).Select(v => (string)v!));
+        Assert.Equal(["other"], (await db.SortedSetRangeByRankAsync("expiries{t:y}")).Select(v => (string)v!));
+        Assert.Equal(90, (long)await db.StringGetAsync("tpm:1{t:y}"));
+        Assert.Equal(44, (long)await db.StringGetAsync("tpm:2{t:y}"));
+
+        // With the period not tracked (Redis lost it), the reservation is still released but the cost is left to the rebuild.
+        await db.KeyDeleteAsync("marker{t:y}");
+        Assert.Equal("", (string?)await AdmissionScripts.Settle.EvaluateAsync(db, keys, ["other", 5, 0, 6]));
+        Assert.Equal(((3 * big) + 4).ToString(System.Globalization.CultureInfo.InvariantCulture), (string?)await db.StringGetAsync("spent{t:y}"));
+        Assert.Equal(0, (long)await db.StringGetAsync("reserved{t:y}"));
+        Assert.Equal(0, await db.HashLengthAsync("reservations{t:y}"));
+    }
+
     /// <summary>An <see cref="IDatabase"/> whose script calls fail as a completed pipe writer does.</summary>
     public class CompletedWriterDatabase : DispatchProxy
     {
