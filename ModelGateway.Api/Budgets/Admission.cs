@@ -325,14 +325,14 @@ internal sealed partial class AdmissionService(
     /// </summary>
     private Task<RedisResult> SendAdmission(string tenantId, BudgetPeriod period, TenantKeys keys, long minute, RedisValue[] args)
     {
+        RedisKey[] admitKeys = [keys.Rpm(minute), keys.Tpm(minute), keys.Spent, keys.Reserved, keys.Reservations, keys.Expiries, keys.Marker];
         lock (_sendOrder)
         {
             if (_pending.Count == 0 || !_pending.Remove((tenantId, period.Id), out var batch))
             {
-                return AdmissionScripts.Admit.EvaluateAsync(redis.GetDatabase(),
-                    [keys.Rpm(minute), keys.Tpm(minute), keys.Spent, keys.Reserved, keys.Reservations, keys.Expiries, keys.Marker], args);
+                return AdmissionScripts.Admit.EvaluateAsync(redis.GetDatabase(), admitKeys, args);
             }
-            List<RedisKey> keyList = [keys.Rpm(minute), keys.Tpm(minute), keys.Spent, keys.Reserved, keys.Reservations, keys.Expiries, keys.Marker];
+            List<RedisKey> keyList = [.. admitKeys];
             List<RedisValue> argList = [.. args];
             AddSettlementArgs(batch, keys, keyList, argList, currentMinute: minute);
             var sent = AdmissionScripts.Admit.EvaluateAsync(redis.GetDatabase(), [.. keyList], [.. argList]);
