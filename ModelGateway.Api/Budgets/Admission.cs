@@ -17,8 +17,11 @@ internal sealed class AdmissionTicket
 {
     public required Guid RequestId { get; init; }
 
-    /// <summary>The request id as the reservation's field in Redis (32 hex digits), written once for admission and settlement.</summary>
-    public required string ReservationField { get; init; }
+    /// <summary>
+    /// The reservation's member in Redis's reservation set: the request id (32 hex digits) and the µ$ it reserves, written
+    /// once for admission and settlement (see <see cref="AdmissionScripts"/>).
+    /// </summary>
+    public required string ReservationMember { get; init; }
     public required Caller Caller { get; init; }
     public required string Alias { get; init; }
     public required BudgetPeriod Period { get; init; }
@@ -140,13 +143,13 @@ internal sealed partial class AdmissionService(
                 var minute = now.ToUnixTimeMilliseconds() / 60_000;
                 var resetIn = TimeSpan.FromMilliseconds((minute + 1) * 60_000 - now.ToUnixTimeMilliseconds());
                 var requestId = Uuid7.New(now);
-                var reservationField = requestId.ToString("N");
+                var reservationMember = requestId.ToString("N") + ":" + worstCaseMicroUsd.ToString(CultureInfo.InvariantCulture);
                 var expiry = now.ToUnixTimeMilliseconds() + (long)_options.ReservationTimeout.TotalMilliseconds;
                 // The same ticket whether Redis admitted the request or the local fail-open limiter did.
                 AdmissionTicket NewTicket(bool admittedLocally) => new()
                 {
                     RequestId = requestId,
-                    ReservationField = reservationField,
+                    ReservationMember = reservationMember,
                     Caller = caller,
                     Alias = alias,
                     Period = period,
@@ -164,7 +167,7 @@ internal sealed partial class AdmissionService(
                 {
                     var sent = SendAdmission(tenant.Id, period, keys, minute,
                         [tenant.RequestsPerMinute ?? 0, tenant.TokensPerMinute ?? 0, tenant.BudgetMicroUsd ?? -1, worstCaseMicroUsd,
-                            worstCaseTokens, reservationField, now.ToUnixTimeMilliseconds(), expiry, 120_000,
+                            worstCaseTokens, reservationMember, now.ToUnixTimeMilliseconds(), expiry, 120_000,
                             (long)_options.ReservationTimeout.TotalMilliseconds * 2]);
                     r = (RedisResult[])(await sent)!;
                 }
@@ -270,7 +273,7 @@ internal sealed partial class AdmissionService(
         }
         var tenant = ticket.Caller.Tenant;
         var tokenDelta = tenant.TokensPerMinute is null ? 0 : settlement.Usage.TotalTokens - ticket.ReservedTokens;
-        var pending = new PendingSettlement(ticket.ReservationField, settlement.CostMicroUsd, tokenDelta, ticket.MinuteWindow);
+        var pending = new PendingSettlement(ticket.ReservationMember, settlement.CostMicroUsd, tokenDelta, ticket.MinuteWindow);
         string? epoch = null;
         try
         {
@@ -325,7 +328,7 @@ internal sealed partial class AdmissionService(
     /// </summary>
     private Task<RedisResult> SendAdmission(string tenantId, BudgetPeriod period, TenantKeys keys, long minute, RedisValue[] args)
     {
-        RedisKey[] admitKeys = [keys.Rpm(minute), keys.Tpm(minute), keys.Spent, keys.Reserved, keys.Reservations, keys.Expiries, keys.Marker];
+        RedisKey[] admitKeys = [keys.Rpm(minute), keys.Tpm(minute), keys.Spent, keys.Reserved, keys.Reservations, keys.Marker];
         lock (_sendOrder)
         {
             if (_pending.Count == 0 || !_pending.Remove((tenantId, period.Id), out var batch))
@@ -345,7 +348,7 @@ internal sealed partial class AdmissionService(
     private void SendSettlements(PendingBatch batch)
     {
         var keys = batch.Keys;
-        List<RedisKey> keyList = [keys.Spent, keys.Reserved, keys.Reservations, keys.Expiries, keys.Marker];
+        List<RedisKey> keyList = [keys.Spent, keys.Reserved, keys.Reservations, keys.Marker];
         var argList = new List<RedisValue>(batch.Items.Count * 4);
         AddSettlementArgs(batch, keys, keyList, argList, currentMinute: null);
         var sent = AdmissionScripts.Settle.EvaluateAsync(redis.GetDatabase(), [.. keyList], [.. argList]);
@@ -380,7 +383,7 @@ internal sealed partial class AdmissionService(
                     }
                 }
             }
-            argList.Add(p.Field);
+            argList.Add(p.Member);
             argList.Add(p.CostMicroUsd);
             argList.Add(p.TokenDelta);
             argList.Add(lastIndex);
@@ -513,7 +516,7 @@ internal sealed partial class AdmissionService(
             {
                 if (t.Budgeted && t.Caller.Tenant.Id == tenantId && t.Period.Id == period.Id)
                 {
-                    args.Add(t.ReservationField);
+                    args.Add(t.ReservationMember);
                     args.Add(t.ReservedMicroUsd);
                     args.Add(t.ReservationExpiryMs);
                 }
@@ -523,7 +526,7 @@ internal sealed partial class AdmissionService(
                 return;
             }
             // By source: a NOSCRIPT answer and a second send would put it after settlements sent meanwhile.
-            sent = AdmissionScripts.Reregister.EvaluateAsync(redis.GetDatabase(), [keys.Reserved, keys.Reservations, keys.Expiries], [.. args], bySource: true);
+            sent = AdmissionScripts.Reregister.EvaluateAsync(redis.GetDatabase(), [keys.Reserved, keys.Reservations], [.. args], bySource: true);
         }
         await sent;
         LogReregistered(logger, tenantId, (args.Count - 1) / 3);
@@ -544,9 +547,9 @@ internal sealed partial class AdmissionService(
     }
 
     /// <summary>One request's settlement waiting to be sent; <see cref="Epoch"/> completes with the script's answer.</summary>
-    private sealed class PendingSettlement(string field, long costMicroUsd, long tokenDelta, long minute)
+    private sealed class PendingSettlement(string member, long costMicroUsd, long tokenDelta, long minute)
     {
-        public string Field { get; } = field;
+        public string Member { get; } = member;
         public long CostMicroUsd { get; } = costMicroUsd;
         public long TokenDelta { get; } = tokenDelta;
         public long Minute { get; } = minute;
@@ -575,15 +578,15 @@ internal sealed partial class AdmissionService(
             Spent = _base + "spent:" + periodId;
             Marker = _base + "mark:" + periodId;
             Reserved = _base + "reserved:" + periodId;
-            Reservations = _base + "resv:" + periodId;
-            Expiries = _base + "resvexp:" + periodId;
+            // Not "resv:" (a hash of amounts, with their expiries in "resvexp:", before the amount moved into the member):
+            // a new name, so a replica of either kind never reads the other's layout while both run during a rollout.
+            Reservations = _base + "reservations:" + periodId;
         }
 
         public RedisKey Spent { get; }
         public RedisKey Marker { get; }
         public RedisKey Reserved { get; }
         public RedisKey Reservations { get; }
-        public RedisKey Expiries { get; }
 
         public RedisKey Rpm(long minute) => Window(minute).Rpm;
         public RedisKey Tpm(long minute) => Window(minute).Tpm;

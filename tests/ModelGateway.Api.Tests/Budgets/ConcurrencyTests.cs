@@ -253,10 +253,10 @@ public sealed class ConcurrencyTests(TwoReplicas cluster) : IClassFixture<TwoRep
         await db.StringSetAsync("mg:{t:rereg}:mark:total", "r:other"); // the other replica's rebuild completes
         var last = await waiting;
         Assert.NotNull(last.Ticket);
-        Assert.True(await db.HashLengthAsync("mg:{t:rereg}:resv:total") > 0, "the waiting request holds its reservation");
+        Assert.True(await db.SortedSetLengthAsync("mg:{t:rereg}:reservations:total") > 0, "the waiting request holds its reservation");
         await admission.SettleAsync(last.Ticket, settlement);
 
-        Assert.Equal(0, await db.HashLengthAsync("mg:{t:rereg}:resv:total"));
+        Assert.Equal(0, await db.SortedSetLengthAsync("mg:{t:rereg}:reservations:total"));
         Assert.Equal(0, (long)await db.StringGetAsync("mg:{t:rereg}:reserved:total"));
         Assert.Equal(1001 * 120, await cluster.RedisSpentAsync("rereg", "total"));
     }

@@ -23,14 +23,14 @@ public sealed class RedisScriptTests
         await using var server = await ModelGateway.Testing.RedisServer.StartAsync();
         await using var redis = await ConnectionMultiplexer.ConnectAsync(server.ConnectionString);
         var db = redis.GetDatabase();
-        RedisKey[] keys = ["rpm{t:x}", "tpm{t:x}", "spent{t:x}", "reserved{t:x}", "reservations{t:x}", "expiries{t:x}", "marker{t:x}"];
+        RedisKey[] keys = ["rpm{t:x}", "tpm{t:x}", "spent{t:x}", "reserved{t:x}", "reservations{t:x}", "marker{t:x}"];
         await db.StringSetAsync("marker{t:x}", "r:epoch");
         const long window = 120_000, reservationKeys = 1_800_000; // as Admission passes them: two minutes, twice the reservation timeout
         async Task<long> AdmitAsync(string id, long tokens)
         {
             var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             var r = (RedisResult[])(await AdmissionScripts.Admit.EvaluateAsync(db, keys,
-                [100, 100_000, 1_000_000, 10, tokens, id, now, now + 900_000, window, reservationKeys]))!;
+                [100, 100_000, 1_000_000, 10, tokens, id + ":10", now, now + 900_000, window, reservationKeys]))!;
             return (long)r[0];
         }
         async Task<long> TtlAsync(RedisKey key) => (long)((await db.KeyTimeToLiveAsync(key))?.TotalMilliseconds ?? -1);
@@ -40,7 +40,7 @@ public sealed class RedisScriptTests
         {
             Assert.InRange(await TtlAsync(key), window - 5_000, window);
         }
-        foreach (var key in keys[3..6])
+        foreach (var key in keys[3..5])
         {
             Assert.InRange(await TtlAsync(key), reservationKeys - 5_000, reservationKeys);
         }
@@ -55,14 +55,14 @@ public sealed class RedisScriptTests
         Assert.InRange(await TtlAsync("reserved{t:x}"), 1_195_000, 1_200_000);
 
         // With half or less left (on the set the check reads), all three are renewed to the full ttl.
-        await db.KeyExpireAsync("expiries{t:x}", TimeSpan.FromMinutes(14));
+        await db.KeyExpireAsync("reservations{t:x}", TimeSpan.FromMinutes(14));
         Assert.Equal(0, await AdmitAsync("c", 5));
-        foreach (var key in keys[3..6])
+        foreach (var key in keys[3..5])
         {
             Assert.InRange(await TtlAsync(key), reservationKeys - 5_000, reservationKeys);
         }
         Assert.Equal("30", (string?)await db.StringGetAsync("reserved{t:x}"));
-        Assert.Equal(3, await db.HashLengthAsync("reservations{t:x}"));
+        Assert.Equal(["a:10", "b:10", "c:10"], (await db.SortedSetRangeByRankAsync("reservations{t:x}")).Select(v => (string)v!).Order());
     }
 
     [Fact]
@@ -71,34 +71,96 @@ public sealed class RedisScriptTests
         await using var server = await ModelGateway.Testing.RedisServer.StartAsync();
         await using var redis = await ConnectionMultiplexer.ConnectAsync(server.ConnectionString);
         var db = redis.GetDatabase();
-        RedisKey[] keys = ["spent{t:y}", "reserved{t:y}", "reservations{t:y}", "expiries{t:y}", "marker{t:y}", "tpm:1{t:y}", "tpm:2{t:y}"];
+        RedisKey[] keys = ["spent{t:y}", "reserved{t:y}", "reservations{t:y}", "marker{t:y}", "tpm:1{t:y}", "tpm:2{t:y}"];
         const long big = 1L << 50; // 1.1e15 µ$: Lua would print it as 1.1258999068426e+15
         await db.StringSetAsync("marker{t:y}", "r:epoch1");
         await db.StringSetAsync("spent{t:y}", big);
         await db.StringSetAsync("reserved{t:y}", 3 * big + 7);
-        await db.HashSetAsync("reservations{t:y}", [new("a", big), new("b", 2 * big), new("other", 7)]);
-        await db.SortedSetAddAsync("expiries{t:y}", [new("a", 1), new("b", 1), new("other", 1)]);
+        string a = $"a:{big}", b = $"b:{2 * big}";
+        await db.SortedSetAddAsync("reservations{t:y}", [new(a, 1), new(b, 1), new("other:7", 1)]);
         await db.StringSetAsync("tpm:1{t:y}", 100);
         await db.StringSetAsync("tpm:2{t:y}", 50);
 
         // a and b were reserved; "gone" was released already (its reservation expired): its cost counts, nothing is released twice.
         var epoch = (string?)await AdmissionScripts.Settle.EvaluateAsync(db, keys,
-            ["a", big, -10, 6, "b", big + 1, -5, 7, "gone", 3, -1, 7]);
+            [a, big, -10, 5, b, big + 1, -5, 6, "gone:3", 3, -1, 6]);
 
         Assert.Equal("epoch1", epoch);
         Assert.Equal(((3 * big) + 4).ToString(System.Globalization.CultureInfo.InvariantCulture), (string?)await db.StringGetAsync("spent{t:y}"));
         Assert.Equal(7, (long)await db.StringGetAsync("reserved{t:y}"));
-        Assert.Equal(["other"], (await db.HashKeysAsync("reservations{t:y}")).Select(v => (string)v!));
-        Assert.Equal(["other"], (await db.SortedSetRangeByRankAsync("expiries{t:y}")).Select(v => (string)v!));
+        Assert.Equal(["other:7"], (await db.SortedSetRangeByRankAsync("reservations{t:y}")).Select(v => (string)v!));
         Assert.Equal(90, (long)await db.StringGetAsync("tpm:1{t:y}"));
         Assert.Equal(44, (long)await db.StringGetAsync("tpm:2{t:y}"));
 
         // With the period not tracked (Redis lost it), the reservation is still released but the cost is left to the rebuild.
         await db.KeyDeleteAsync("marker{t:y}");
-        Assert.Equal("", (string?)await AdmissionScripts.Settle.EvaluateAsync(db, keys, ["other", 5, 0, 6]));
+        Assert.Equal("", (string?)await AdmissionScripts.Settle.EvaluateAsync(db, keys, ["other:7", 5, 0, 5]));
         Assert.Equal(((3 * big) + 4).ToString(System.Globalization.CultureInfo.InvariantCulture), (string?)await db.StringGetAsync("spent{t:y}"));
         Assert.Equal(0, (long)await db.StringGetAsync("reserved{t:y}"));
-        Assert.Equal(0, await db.HashLengthAsync("reservations{t:y}"));
+        Assert.Equal(0, await db.SortedSetLengthAsync("reservations{t:y}"));
+    }
+
+    [Fact]
+    public async Task An_admission_carrying_settlements_writes_them_with_its_own_counts_refused_or_not_and_releases_expired_reservations()
+    {
+        await using var server = await ModelGateway.Testing.RedisServer.StartAsync();
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(server.ConnectionString);
+        var db = redis.GetDatabase();
+        RedisKey[] keys = ["rpm{t:z}", "tpm:2{t:z}", "spent{t:z}", "reserved{t:z}", "reservations{t:z}", "marker{t:z}", "tpm:1{t:z}"];
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        await db.StringSetAsync("marker{t:z}", "r:e1");
+        await db.StringSetAsync("spent{t:z}", 1_000);
+        await db.StringSetAsync("reserved{t:z}", 600);
+        await db.StringSetAsync("rpm{t:z}", 3);
+        await db.StringSetAsync("tpm:2{t:z}", 40);
+        await db.StringSetAsync("tpm:1{t:z}", 5);
+        // p and q settle with this admission; "dead" belongs to a replica that died (its expiry has passed); "live" holds on.
+        await db.SortedSetAddAsync("reservations{t:z}",
+            [new("p:100", now + 60_000), new("q:200", now + 60_000), new("dead:250", now - 1), new("live:50", now + 60_000)]);
+        async Task<RedisResult[]> AdmitAsync(long budget, string member, params RedisValue[] settlements) =>
+            (RedisResult[])(await AdmissionScripts.Admit.EvaluateAsync(db, keys,
+                [10, 1_000, budget, 400, 30, member, now, now + 60_000, 120_000, 1_800_000, .. settlements]))!;
+        async Task<IEnumerable<string>> HeldAsync() => (await db.SortedSetRangeByRankAsync("reservations{t:z}")).Select(v => (string)v!).Order();
+
+        // Refused on the budget (spent 1,100 + still held 50 + 400 > 1,500), yet the settlements and the expiry are written.
+        var r = await AdmitAsync(1_500, "n:400",
+            "p:100", 70, -25, 2,    // admitted this minute (KEYS[2]): 25 tokens fewer than reserved
+            "q:200", 30, -9, 7);    // admitted last minute (KEYS[7]): more than that window holds, so it stops at 0
+        Assert.Equal(3, (long)r[0]);
+        Assert.Equal(15, (long)r[2]);                      // 40 - 25: the settled tokens count in the answer
+        Assert.Equal(1_100, (long)r[3]);                   // spent + 70 + 30
+        Assert.Equal(50, (long)r[4]);                      // 600 - 100 - 200 (settled) - 250 (expired)
+        Assert.Equal("e1", (string?)r[6]);
+        Assert.Equal(1_100, (long)await db.StringGetAsync("spent{t:z}"));
+        Assert.Equal(50, (long)await db.StringGetAsync("reserved{t:z}"));
+        Assert.Equal(15, (long)await db.StringGetAsync("tpm:2{t:z}"));
+        Assert.Equal(0, (long)await db.StringGetAsync("tpm:1{t:z}"));
+        Assert.Equal(3, (long)await db.StringGetAsync("rpm{t:z}"));
+        Assert.Equal(["live:50"], await HeldAsync());
+
+        // Admitted, carrying a settlement whose reservation had expired: it releases nothing, its cost counts, and its token
+        // correction (more than the window holds) stops at 0 before the admission's own tokens are added.
+        r = await AdmitAsync(2_000, "n:400", "gone:90", 20, -25, 2);
+        Assert.Equal(0, (long)r[0]);
+        Assert.Equal(4, (long)r[1]);
+        Assert.Equal(30, (long)r[2]);
+        Assert.Equal(1_120, (long)r[3]);
+        Assert.Equal(450, (long)r[4]);                     // 50 still held + 400 reserved
+        Assert.Equal(30, (long)await db.StringGetAsync("tpm:2{t:z}"));
+        Assert.Equal(450, (long)await db.StringGetAsync("reserved{t:z}"));
+        Assert.Equal(4, (long)await db.StringGetAsync("rpm{t:z}"));
+        Assert.Equal(["live:50", "n:400"], await HeldAsync());
+
+        // A period Redis lost: the settlement still releases what it held, the admission is sent to rebuild, nothing else moves.
+        await db.KeyDeleteAsync("marker{t:z}");
+        r = await AdmitAsync(2_000, "m:400", "n:400", 90, -10, 2);
+        Assert.Equal(-1, (long)r[0]);
+        Assert.Equal("", (string?)r[6]);
+        Assert.Equal(50, (long)await db.StringGetAsync("reserved{t:z}"));
+        Assert.Equal(20, (long)await db.StringGetAsync("tpm:2{t:z}"));
+        Assert.Equal(1_120, (long)await db.StringGetAsync("spent{t:z}"));
+        Assert.Equal(4, (long)await db.StringGetAsync("rpm{t:z}"));
+        Assert.Equal(["live:50"], await HeldAsync());
     }
 
     /// <summary>An <see cref="IDatabase"/> whose script calls fail as a completed pipe writer does.</summary>

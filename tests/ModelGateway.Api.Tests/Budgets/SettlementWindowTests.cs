@@ -50,7 +50,7 @@ public sealed class SettlementWindowTests(LongSettlementWindow cluster) : IClass
         var settled = admission.SettleAsync(first, settlement);
         await Task.Delay(300, Ct);
         Assert.False(settled.IsCompleted, "the settlement waits for an admission to carry it");
-        Assert.Equal(2, await db.HashLengthAsync("mg:{t:carry}:resv:total"));
+        Assert.Equal(2, await db.SortedSetLengthAsync("mg:{t:carry}:reservations:total"));
         Assert.Equal(1000, (long)await db.StringGetAsync("mg:{t:carry}:reserved:total"));
 
         // The next admission carries it, and its checks already see it: 16 + 9 actual tokens of the first, 16 of its own.
@@ -62,8 +62,7 @@ public sealed class SettlementWindowTests(LongSettlementWindow cluster) : IClass
         Assert.Equal(16 + 9 + 16, third.Limits.TokensUsed);
         Assert.Equal(120, await cluster.RedisSpentAsync("carry", "total"));
         Assert.Equal(1000, (long)await db.StringGetAsync("mg:{t:carry}:reserved:total"));
-        Assert.Equal(2, await db.HashLengthAsync("mg:{t:carry}:resv:total"));
-        Assert.Equal(2, await db.SortedSetLengthAsync("mg:{t:carry}:resvexp:total"));
+        Assert.Equal(2, await db.SortedSetLengthAsync("mg:{t:carry}:reservations:total"));
 
         // The third's settlement waits for the second; the second's, the last in flight, goes at once and takes it along.
         var third3 = admission.SettleAsync(third.Ticket, settlement);
@@ -75,8 +74,7 @@ public sealed class SettlementWindowTests(LongSettlementWindow cluster) : IClass
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5));
         Assert.Equal(360, await cluster.RedisSpentAsync("carry", "total"));
         Assert.Equal(0, (long)await db.StringGetAsync("mg:{t:carry}:reserved:total"));
-        Assert.Equal(0, await db.HashLengthAsync("mg:{t:carry}:resv:total"));
-        Assert.Equal(0, await db.SortedSetLengthAsync("mg:{t:carry}:resvexp:total"));
+        Assert.Equal(0, await db.SortedSetLengthAsync("mg:{t:carry}:reservations:total"));
         Assert.Equal(27, (long)await db.StringGetAsync(tpm));
 
         // Every ledger row carries the epoch its cost was counted in, whether it rode an admission or went on its own.
