@@ -7,7 +7,12 @@ namespace ModelGateway.Api.Ledger;
 /// acknowledged (the connection broke after the commit) is written again.</summary>
 internal interface IBatchSink<in T>
 {
-    Task WriteAsync(IReadOnlyList<T> batch, CancellationToken cancellationToken);
+    /// <summary>
+    /// Stores a batch in one transaction. <paramref name="retry"/>: an earlier attempt at some of these records failed
+    /// without saying whether it was stored (a lost connection can lose a commit's acknowledgement), so records already
+    /// stored must be skipped; a first attempt has no such records, and the store need not look for them.
+    /// </summary>
+    Task WriteAsync(IReadOnlyList<T> batch, bool retry, CancellationToken cancellationToken);
 
     /// <summary>
     /// True when the store refused the data itself (it would refuse it again however often it is retried), as opposed to
@@ -211,7 +216,7 @@ internal sealed partial class DurableBatchWriter<T> : Telemetry.IObservedWriter
 
             try
             {
-                await sink.WriteAsync(batch, abandon);
+                await sink.WriteAsync(batch, retry: failures > 0, abandon);
                 Interlocked.Add(ref _written, batch.Count);
                 FreeSlots(batch.Count);
                 if (failures > 0)
@@ -224,7 +229,8 @@ internal sealed partial class DurableBatchWriter<T> : Telemetry.IObservedWriter
             catch (Exception ex) when (sink.IsRejection(ex))
             {
                 // One bad record must not hold every later one hostage (its slot would never free and the buffer would
-                // fill): store the batch record by record and set aside only what the store refuses as data.
+                // fill): store the batch record by record and set aside only what the store refuses as data. Each as a retry:
+                // a record an earlier attempt stored without a word is skipped, not refused as a duplicate.
                 await WriteOneByOneAsync(batch, abandon);
                 batch.Clear();
             }
@@ -283,7 +289,7 @@ internal sealed partial class DurableBatchWriter<T> : Telemetry.IObservedWriter
             {
                 try
                 {
-                    await sink.WriteAsync([record], abandon);
+                    await sink.WriteAsync([record], retry: true, abandon);
                     Interlocked.Increment(ref _written);
                     break;
                 }
@@ -294,10 +300,10 @@ internal sealed partial class DurableBatchWriter<T> : Telemetry.IObservedWriter
                     break;
                 }
                 catch (OperationCanceledException) when (abandon.IsCancellationRequested)
-            {
-                break; // the host's shutdown timeout: what is left is logged as abandoned
-            }
-            catch (Exception ex)
+                {
+                    break; // the host's shutdown timeout: what is left is logged as abandoned
+                }
+                catch (Exception ex)
                 {
                     // The store went away meanwhile: this record is still owed, retry it like any batch.
                     LogWriteFailed(logger, Settings.Name, 1, SlotsInUse, ++attempt, ex.Message);

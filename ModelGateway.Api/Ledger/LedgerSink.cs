@@ -6,15 +6,28 @@ namespace ModelGateway.Api.Ledger;
 
 /// <summary>
 /// Stores ledger rows with one multi-row <c>INSERT ... SELECT FROM unnest(...)</c> per batch (one round trip, one
-/// transaction). Not COPY: <c>ON CONFLICT (id) DO NOTHING</c> makes a retried batch idempotent, which COPY cannot.
+/// transaction). Not COPY: a retried batch skips rows already stored with <c>ON CONFLICT (id) DO NOTHING</c>, which COPY
+/// cannot, and COPY was no quicker here (docs/benchmark.md, session 12).
 /// </summary>
 internal sealed class LedgerSink(NpgsqlDataSource db) : IBatchSink<LedgerRow>
 {
+    // A retried batch skips what an earlier attempt stored (ON CONFLICT). A first attempt does without: the conflict check
+    // cost Postgres 15-25 % more per row (docs/benchmark.md, session 12), and a first attempt has nothing stored to skip;
+    // were a row refused as a duplicate anyway, the writer stores the batch record by record as retries.
+    private const string Insert = """
+        INSERT INTO usage_ledger (id, tenant_id, key_id, alias, provider, upstream_model, input_tokens, output_tokens,
+            cached_tokens, cost_micro, status, http_status, latency_ms, trace_id, stream, usage_estimated, redis_epoch, created_at)
+        SELECT * FROM unnest(@ids, @tenants, @keys, @aliases, @providers, @models, @inputs, @outputs, @cached, @costs,
+            @statuses, @httpStatuses, @latencies, @traces, @streams, @estimated, @epochs, @times)
+        """;
+
+    private const string InsertSkippingStored = Insert + " ON CONFLICT (id) DO NOTHING";
+
     public bool IsRejection(Exception exception) => Storage.PostgresData.IsRejection(exception);
 
     public string Describe(LedgerRow record) => $"ledger row {record.Id} (tenant {record.TenantId})";
 
-    public async Task WriteAsync(IReadOnlyList<LedgerRow> batch, CancellationToken cancellationToken)
+    public async Task WriteAsync(IReadOnlyList<LedgerRow> batch, bool retry, CancellationToken cancellationToken)
     {
         var n = batch.Count;
         var ids = new Guid[n];
@@ -57,13 +70,7 @@ internal sealed class LedgerSink(NpgsqlDataSource db) : IBatchSink<LedgerRow>
             epochs[i] = r.RedisEpoch;
             times[i] = r.CreatedAt.UtcDateTime;
         }
-        await using var cmd = db.CreateCommand("""
-            INSERT INTO usage_ledger (id, tenant_id, key_id, alias, provider, upstream_model, input_tokens, output_tokens,
-                cached_tokens, cost_micro, status, http_status, latency_ms, trace_id, stream, usage_estimated, redis_epoch, created_at)
-            SELECT * FROM unnest(@ids, @tenants, @keys, @aliases, @providers, @models, @inputs, @outputs, @cached, @costs,
-                @statuses, @httpStatuses, @latencies, @traces, @streams, @estimated, @epochs, @times)
-            ON CONFLICT (id) DO NOTHING
-            """);
+        await using var cmd = db.CreateCommand(retry ? InsertSkippingStored : Insert);
         cmd.Parameters.AddWithValue("ids", ids);
         cmd.Parameters.AddWithValue("tenants", tenants);
         cmd.Parameters.AddWithValue("keys", keys);

@@ -9,16 +9,23 @@ public sealed class DurableBatchWriterTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    /// <summary>A store that refuses negative numbers as data and can be made unavailable.</summary>
+    /// <summary>
+    /// A store that refuses negative numbers as data and can be made unavailable. Like the Postgres sinks, it refuses a
+    /// record stored already unless told the batch is a retry, and then skips it; it can lose the acknowledgement of a
+    /// batch it stored (a connection dropped after the commit).
+    /// </summary>
     private sealed class Store : IBatchSink<int>
     {
         public ConcurrentQueue<int> Stored { get; } = new();
+        public ConcurrentQueue<bool> RetryFlags { get; } = new();
         public volatile bool Down;
+        public volatile bool LoseNextAcknowledgement;
         public int Calls;
 
-        public Task WriteAsync(IReadOnlyList<int> batch, CancellationToken cancellationToken)
+        public Task WriteAsync(IReadOnlyList<int> batch, bool retry, CancellationToken cancellationToken)
         {
             Interlocked.Increment(ref Calls);
+            RetryFlags.Enqueue(retry);
             if (Down)
             {
                 throw new IOException("store unavailable");
@@ -27,9 +34,18 @@ public sealed class DurableBatchWriterTests
             {
                 throw new InvalidDataException("refused: negative");
             }
-            foreach (var x in batch)
+            if (!retry && batch.Any(Stored.Contains))
+            {
+                throw new InvalidDataException("refused: duplicate key");
+            }
+            foreach (var x in batch.Where(x => !Stored.Contains(x)))
             {
                 Stored.Enqueue(x);
+            }
+            if (LoseNextAcknowledgement)
+            {
+                LoseNextAcknowledgement = false;
+                throw new IOException("connection lost after the commit");
             }
             return Task.CompletedTask;
         }
@@ -79,6 +95,27 @@ public sealed class DurableBatchWriterTests
     }
 
     [Fact]
+    public async Task A_batch_whose_commit_went_unacknowledged_is_retried_as_a_retry_and_stored_once()
+    {
+        var store = new Store { LoseNextAcknowledgement = true };
+        var (writer, loop, stop) = Start(store);
+        Queue(writer, [1, 2, 3, 4, 5]);
+
+        Assert.True(await writer.FlushAsync(TimeSpan.FromSeconds(10), Ct));
+        Assert.Equal([1, 2, 3, 4, 5], store.Stored.Order());
+        Assert.Equal(0, writer.Rejected);
+        Assert.Equal([false, true], store.RetryFlags); // a first attempt need not look for stored records; the retry must
+
+        // The next batch is a first attempt again.
+        Queue(writer, [6, 7]);
+        Assert.True(await writer.FlushAsync(TimeSpan.FromSeconds(10), Ct));
+        Assert.Equal([false, true, false], store.RetryFlags);
+        Assert.Equal(0, writer.SlotsInUse);
+        await stop.CancelAsync();
+        await loop;
+    }
+
+    [Fact]
     public async Task An_unavailable_store_is_retried_and_nothing_is_set_aside()
     {
         var store = new Store { Down = true };
@@ -104,7 +141,7 @@ public sealed class DurableBatchWriterTests
         public ConcurrentQueue<int> Stored { get; } = new();
         public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public async Task WriteAsync(IReadOnlyList<int> batch, CancellationToken cancellationToken)
+        public async Task WriteAsync(IReadOnlyList<int> batch, bool retry, CancellationToken cancellationToken)
         {
             if (batch.Contains(0))
             {
@@ -152,7 +189,7 @@ public sealed class DurableBatchWriterTests
         public int MaxAtOnce;
         public int Stored;
 
-        public async Task WriteAsync(IReadOnlyList<int> batch, CancellationToken cancellationToken)
+        public async Task WriteAsync(IReadOnlyList<int> batch, bool retry, CancellationToken cancellationToken)
         {
             var running = Interlocked.Increment(ref _running);
             InterlockedMax(ref MaxAtOnce, running);
