@@ -143,7 +143,7 @@ internal sealed partial class AdmissionService(
                 var minute = now.ToUnixTimeMilliseconds() / 60_000;
                 var resetIn = TimeSpan.FromMilliseconds((minute + 1) * 60_000 - now.ToUnixTimeMilliseconds());
                 var requestId = Uuid7.New(now);
-                var reservationMember = requestId.ToString("N") + ":" + worstCaseMicroUsd.ToString(CultureInfo.InvariantCulture);
+                var reservationMember = string.Create(CultureInfo.InvariantCulture, $"{requestId:N}:{worstCaseMicroUsd}");
                 var expiry = now.ToUnixTimeMilliseconds() + (long)_options.ReservationTimeout.TotalMilliseconds;
                 // The same ticket whether Redis admitted the request or the local fail-open limiter did.
                 AdmissionTicket NewTicket(bool admittedLocally) => new()

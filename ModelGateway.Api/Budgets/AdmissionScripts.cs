@@ -137,10 +137,9 @@ internal static class AdmissionScripts
           if not v[4] then redis.call('PEXPIRE', KEYS[1], ARGV[9]) end
         end
         if tpmLimit <= 0 then tokens = 0 end
-        if budget < 0 then
-          write(tokens, 0)
-        else
-          write(tokens, cost)
+        if budget < 0 then cost = 0 end
+        write(tokens, cost)
+        if budget >= 0 then
           redis.call('ZADD', KEYS[5], ARGV[8], ARGV[6])
           -- The reservation keys outlive any reservation in them (their ttl is twice the reservation timeout): renewed once
           -- half of it has passed, or when the set was just created (no expiry yet), rather than two calls every time.

@@ -3,8 +3,8 @@ using System.Threading.Channels;
 
 namespace ModelGateway.Api.Ledger;
 
-/// <summary>Where a <see cref="DurableBatchWriter{T}"/> puts its records. Must be idempotent: a batch whose commit was not
-/// acknowledged (the connection broke after the commit) is written again.</summary>
+/// <summary>Where a <see cref="DurableBatchWriter{T}"/> puts its records. Idempotent on a retry: a batch whose commit was
+/// not acknowledged (the connection broke after the commit) is written again.</summary>
 internal interface IBatchSink<in T>
 {
     /// <summary>

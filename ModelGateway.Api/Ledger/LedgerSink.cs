@@ -11,9 +11,6 @@ namespace ModelGateway.Api.Ledger;
 /// </summary>
 internal sealed class LedgerSink(NpgsqlDataSource db) : IBatchSink<LedgerRow>
 {
-    // A retried batch skips what an earlier attempt stored (ON CONFLICT). A first attempt does without: the conflict check
-    // cost Postgres 15-25 % more per row (docs/benchmark.md, session 12), and a first attempt has nothing stored to skip;
-    // were a row refused as a duplicate anyway, the writer stores the batch record by record as retries.
     private const string Insert = """
         INSERT INTO usage_ledger (id, tenant_id, key_id, alias, provider, upstream_model, input_tokens, output_tokens,
             cached_tokens, cost_micro, status, http_status, latency_ms, trace_id, stream, usage_estimated, redis_epoch, created_at)
@@ -21,7 +18,7 @@ internal sealed class LedgerSink(NpgsqlDataSource db) : IBatchSink<LedgerRow>
             @statuses, @httpStatuses, @latencies, @traces, @streams, @estimated, @epochs, @times)
         """;
 
-    private const string InsertSkippingStored = Insert + " ON CONFLICT (id) DO NOTHING";
+    private const string InsertSkippingStored = Insert + PostgresData.SkipStored;
 
     public bool IsRejection(Exception exception) => Storage.PostgresData.IsRejection(exception);
 

@@ -16,9 +16,6 @@ namespace ModelGateway.Api.Tracing;
 /// </summary>
 internal sealed class TraceSink(NpgsqlDataSource db) : IBatchSink<TraceRecord>
 {
-    // A retried batch skips what an earlier attempt stored (ON CONFLICT). A first attempt does without: the conflict check
-    // cost Postgres 15-25 % more per row (docs/benchmark.md, session 12), and a first attempt has nothing stored to skip;
-    // were a row refused as a duplicate anyway, the writer stores the batch record by record as retries.
     private const string Insert = """
         INSERT INTO traces (id, trace_id, ts, tenant_id, key_id, alias, attempts, provider, upstream_model, status, http_status,
             ttft_ms, latency_ms, input_tokens, output_tokens, cached_tokens, cost_micro, stream, structured_output)
@@ -26,7 +23,7 @@ internal sealed class TraceSink(NpgsqlDataSource db) : IBatchSink<TraceRecord>
             @httpStatuses, @ttfts, @latencies, @inputs, @outputs, @cached, @costs, @streams, @structured)
         """;
 
-    private const string InsertSkippingStored = Insert + " ON CONFLICT (id) DO NOTHING";
+    private const string InsertSkippingStored = Insert + PostgresData.SkipStored;
 
     public bool IsRejection(Exception exception) => PostgresData.IsRejection(exception);
 

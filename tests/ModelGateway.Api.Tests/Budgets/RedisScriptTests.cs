@@ -54,7 +54,7 @@ public sealed class RedisScriptTests
         Assert.Equal("10", (string?)await db.StringGetAsync("tpm{t:x}"));
         Assert.InRange(await TtlAsync("reserved{t:x}"), 1_195_000, 1_200_000);
 
-        // With half or less left (on the set the check reads), all three are renewed to the full ttl.
+        // With half or less left (on the set the check reads), both are renewed to the full ttl.
         await db.KeyExpireAsync("reservations{t:x}", TimeSpan.FromMinutes(14));
         Assert.Equal(0, await AdmitAsync("c", 5));
         foreach (var key in keys[3..5])
