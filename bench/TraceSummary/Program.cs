@@ -25,6 +25,7 @@ var pauses = new List<(double AtMs, double Ms, int Generation)>();
 var completions = new List<double>();
 var poolChanges = new List<(double AtMs, string What)>();
 var contentions = new List<(double AtMs, double Ms)>();
+long promotedToGen1 = 0, promotedToGen2 = 0;
 double suspendedAt = -1;
 var generation = -1;
 foreach (var e in log.Events)
@@ -44,6 +45,11 @@ foreach (var e in log.Events)
             break;
         case GCSuspendEETraceData:
             suspendedAt = e.TimeStampRelativeMSec;
+            break;
+        case GCHeapStatsTraceData stats:
+            // What each collection kept: gen0's survivors move to gen1, gen1's (in a gen1 or gen2 collection) to gen2.
+            promotedToGen1 += stats.TotalPromotedSize0;
+            promotedToGen2 += stats.TotalPromotedSize1;
             break;
         case GCStartTraceData start:
             generation = start.Depth;
@@ -102,6 +108,8 @@ foreach (var g in pauses.GroupBy(p => p.Generation).OrderBy(g => g.Key))
     var ms = g.Select(p => p.Ms).Order().ToList();
     Console.WriteLine($"  gen{g.Key}: {ms.Count} pauses, p50 {ms[ms.Count / 2]:F2} ms, p99 {ms[(int)(ms.Count * 0.99)]:F2} ms, max {ms[^1]:F2} ms");
 }
+// Promoted into gen2: what outlived two collections and will stay until a gen2 collection, the garbage that makes RSS swing.
+Console.WriteLine($"promoted into gen1: {promotedToGen1 / 1e6:F1} MB{PerRequest(promotedToGen1)}; into gen2: {promotedToGen2 / 1e6:F1} MB{PerRequest(promotedToGen2)}");
 return 0;
 
 // The managed frames of an allocation, innermost first, without the allocator's own frames.
