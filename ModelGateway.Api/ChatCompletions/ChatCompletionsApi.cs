@@ -140,6 +140,9 @@ internal static class ChatCompletionsApi
                 .WriteResponseAsync(context);
             return;
         }
+        // The route's own copy of the alias (the same text): the trace and the ledger row keep it until they are stored, and
+        // the copy parsed from this request's body can then die young.
+        trace.Alias = route.Alias;
         if (tenant.MaxOutputTokens is { } cap)
         {
             request.ClampMaxTokens(cap);
@@ -184,7 +187,7 @@ internal static class ChatCompletionsApi
             request.ClampMaxTokens(maxOutput);
         }
         (worstPrompt, worstOutput) = structured?.WorstCase(promptTokens, maxOutput) ?? (promptTokens, maxOutput);
-        var admission = await services.Admission.AdmitAsync(caller, request.Model, worstPrompt + worstOutput,
+        var admission = await services.Admission.AdmitAsync(caller, route.Alias, worstPrompt + worstOutput,
             prices.CostMicroUsd(worstPrompt, worstOutput), aborted);
         admission.ApplyHeaders(context.Response);
         if (admission.Error is { } refused)

@@ -45,10 +45,15 @@ internal sealed partial class DurableBatchWriter<T> : Telemetry.IObservedWriter
         this.sink = sink;
         this.logger = logger;
         Settings = settings;
+        // Bounded by the capacity, which the slots already enforce (records queued never outnumber slots taken), so a write
+        // always finds room. Bounded because of how it stores: one array, grown to the deepest backlog seen and then reused.
+        // The unbounded channel links segments that it drops once read, so records written as values (TraceRecord, LedgerRow)
+        // would still leave garbage behind, in segments large enough to go straight to the large-object heap.
+        _channel = Channel.CreateBounded<T>(new BoundedChannelOptions(settings.Capacity) { FullMode = BoundedChannelFullMode.Wait });
         Telemetry.GatewayMetrics.RegisterWriter(this);
     }
 
-    private readonly Channel<T> _channel = Channel.CreateUnbounded<T>(new UnboundedChannelOptions { SingleReader = false });
+    private readonly Channel<T> _channel;
     private int _slotsInUse;
     private TaskCompletionSource _roomFreed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _enqueued;
@@ -141,9 +146,11 @@ internal sealed partial class DurableBatchWriter<T> : Telemetry.IObservedWriter
     /// <summary>Queues a record for which <see cref="TryReserveSlot"/> succeeded. Never blocks, never drops.</summary>
     public void Write(T record)
     {
+        if (!_channel.Writer.TryWrite(record))
+        {
+            throw new InvalidOperationException($"{Settings.Name}: a record was written without a slot reserved for it.");
+        }
         Interlocked.Increment(ref _enqueued);
-        // Unbounded: the bound is the slot count, enforced before the work began.
-        _channel.Writer.TryWrite(record);
     }
 
     /// <summary>Waits until every record queued before the call is stored, or the timeout passes. Returns whether it was.</summary>

@@ -4,8 +4,9 @@ namespace ModelGateway.Api.Ledger;
 /// One admitted request in the usage ledger. <see cref="CreatedAt"/> is the admission time: it decides the budget period,
 /// so a request that straddles midnight is billed to the period that reserved it. <see cref="RedisEpoch"/> names the Redis
 /// spend epoch the cost was counted in (null: not counted in Redis), which lets a rebuild add exactly the rows Redis lacks.
+/// A value, not an object, for the reason <see cref="Tracing.TraceRecord"/> gives.
 /// </summary>
-internal sealed record LedgerRow(
+internal readonly record struct LedgerRow(
     Guid Id,
     string TenantId,
     string KeyId,

@@ -8,7 +8,7 @@ using ModelGateway.Api.Telemetry;
 namespace ModelGateway.Api.Routing;
 
 /// <summary>One upstream attempt, as traces record it.</summary>
-internal sealed record AttemptRecord(int Number, string Provider, string Model, int? Status, double LatencyMs, string? ErrorType);
+internal readonly record struct AttemptRecord(int Number, string Provider, string Model, int? Status, double LatencyMs, string? ErrorType);
 
 /// <summary>The outcome of routing: a response from some target, or the last failure when every attempt failed.</summary>
 internal sealed class RoutedResponse
@@ -140,7 +140,7 @@ internal sealed class ModelRouter(
         }
         if (available.Count == 0)
         {
-            return new RoutedResponse(route.Alias) { Attempts = attempts, Failure = AllCoolingDown(route.Alias, soonest, allRateLimited) };
+            return new RoutedResponse(route.Alias) { Attempts = attempts.ToArray(), Failure = AllCoolingDown(route.Alias, soonest, allRateLimited) };
         }
 
         // Set when a lone target's retry-after has just been waited out: its retry must not be skipped as cooling down.
@@ -221,7 +221,7 @@ internal sealed class ModelRouter(
                 health.ReportSuccess(target);
                 return new RoutedResponse(route.Alias)
                 {
-                    Attempts = attempts, Target = target, Stream = stream, HasFirstEvent = hasFirst,
+                    Attempts = attempts.ToArray(), Target = target, Stream = stream, HasFirstEvent = hasFirst,
                     Events = GenAITelemetry.ObserveStream(events, hasFirst, activity, target, started),
                 };
             }
@@ -231,7 +231,7 @@ internal sealed class ModelRouter(
                 attempts.Add(new AttemptRecord(attempts.Count + 1, target.Provider.Name, target.Model, 200, Elapsed(started), null));
                 health.ReportSuccess(target);
                 GenAITelemetry.Completed(activity, target, completion, started);
-                return new RoutedResponse(route.Alias) { Attempts = attempts, Target = target, Completion = completion };
+                return new RoutedResponse(route.Alias) { Attempts = attempts.ToArray(), Target = target, Completion = completion };
             }
 
         failed:
@@ -260,7 +260,7 @@ internal sealed class ModelRouter(
 
         return new RoutedResponse(route.Alias)
         {
-            Attempts = attempts,
+            Attempts = attempts.ToArray(),
             Target = lastTarget,
             Failure = lastFailure ?? AllCoolingDown(route.Alias, _options.Cooldown, rateLimited: false),
         };

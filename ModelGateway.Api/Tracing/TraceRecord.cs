@@ -9,8 +9,10 @@ namespace ModelGateway.Api.Tracing;
 /// <c>refused</c> and no attempts. <see cref="StructuredOutput"/> is the structured-output verdict as JSON (jsonb), null when the
 /// request asked for none or no answer was checked: <c>{"result","source","schema_sha256","coerce","repair","errors"}</c>
 /// (<see cref="ModelGateway.Api.StructuredOutput.StructuredOutputPlan.ToTraceJson"/>).
+/// A value, not an object: it waits in the trace writer's buffer for a batch, long enough to outlive the GC's young
+/// generations, and as an object every one became old-generation garbage (docs/benchmark.md, session 13).
 /// </summary>
-internal sealed record TraceRecord(
+internal readonly record struct TraceRecord(
     Guid Id,
     string TraceId,
     DateTimeOffset Ts,

@@ -104,8 +104,9 @@ internal sealed class TraceSink(NpgsqlDataSource db) : IBatchSink<TraceRecord>
         using (var w = new Utf8JsonWriter(buffer))
         {
             w.WriteStartArray();
-            foreach (var a in attempts)
+            for (var i = 0; i < attempts.Count; i++) // by index: a foreach over the interface boxes the enumerator
             {
+                var a = attempts[i];
                 w.WriteStartObject();
                 w.WriteNumber("number", a.Number);
                 w.WriteString("provider", PostgresData.Text(a.Provider));

@@ -75,6 +75,21 @@ public sealed class DurableBatchWriterTests
     }
 
     [Fact]
+    public void The_buffer_holds_as_many_records_as_slots_and_refuses_a_record_written_without_one()
+    {
+        // No writer loop: nothing leaves the buffer. Every slot's record fits; a record written past them is a bug in
+        // the caller, which the writer reports instead of dropping the record or growing past its capacity.
+        var writer = new DurableBatchWriter<int>(new Store(), new BatchWriterSettings("slots", 3, 10, TimeSpan.FromMilliseconds(5),
+            TimeSpan.FromMilliseconds(50)), NullLogger.Instance);
+        Queue(writer, [1, 2, 3]);
+        Assert.False(writer.TryReserveSlot());
+
+        var ex = Assert.Throws<InvalidOperationException>(() => writer.Write(4));
+        Assert.Contains("without a slot", ex.Message);
+        Assert.Equal(3, writer.SlotsInUse);
+    }
+
+    [Fact]
     public async Task A_record_the_store_refuses_is_set_aside_and_every_other_record_is_stored()
     {
         var store = new Store();
