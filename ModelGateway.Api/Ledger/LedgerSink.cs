@@ -1,4 +1,5 @@
 using ModelGateway.Api.Storage;
+using Microsoft.Extensions.ObjectPool;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -24,68 +25,101 @@ internal sealed class LedgerSink(NpgsqlDataSource db) : IBatchSink<LedgerRow>
 
     public string Describe(LedgerRow record) => $"ledger row {record.Id} (tenant {record.TenantId})";
 
+    // Kept and refilled, as TraceSink's are.
+    private readonly ObjectPool<Columns> _columns = new DefaultObjectPool<Columns>(new DefaultPooledObjectPolicy<Columns>());
+
     public async Task WriteAsync(IReadOnlyList<LedgerRow> batch, bool retry, CancellationToken cancellationToken)
     {
-        var n = batch.Count;
-        var ids = new Guid[n];
-        var tenants = new string[n];
-        var keys = new string[n];
-        var aliases = new string[n];
-        var providers = new string?[n];
-        var models = new string?[n];
-        var inputs = new int[n];
-        var outputs = new int[n];
-        var cached = new int[n];
-        var costs = new long[n];
-        var statuses = new string[n];
-        var httpStatuses = new int[n];
-        var latencies = new double[n];
-        var traces = new string?[n];
-        var streams = new bool[n];
-        var estimated = new bool[n];
-        var epochs = new string?[n];
-        var times = new DateTime[n];
-        for (var i = 0; i < n; i++)
+        var columns = _columns.Get();
+        try
         {
-            var r = batch[i];
-            ids[i] = r.Id;
-            tenants[i] = r.TenantId;
-            keys[i] = r.KeyId;
-            aliases[i] = r.Alias;
-            providers[i] = r.Provider;
-            models[i] = r.UpstreamModel;
-            inputs[i] = r.InputTokens;
-            outputs[i] = r.OutputTokens;
-            cached[i] = r.CachedTokens;
-            costs[i] = r.CostMicroUsd;
-            statuses[i] = r.Status;
-            httpStatuses[i] = r.HttpStatus;
-            latencies[i] = r.LatencyMs;
-            traces[i] = r.TraceId;
-            streams[i] = r.Stream;
-            estimated[i] = r.UsageEstimated;
-            epochs[i] = r.RedisEpoch;
-            times[i] = r.CreatedAt.UtcDateTime;
+            columns.Fill(batch);
+            await using var cmd = db.CreateCommand(retry ? InsertSkippingStored : Insert);
+            columns.Bind(cmd.Parameters);
+            await PostgresData.ExecuteOnOwnThreadAsync(cmd, cancellationToken);
         }
-        await using var cmd = db.CreateCommand(retry ? InsertSkippingStored : Insert);
-        cmd.Parameters.AddWithValue("ids", ids);
-        cmd.Parameters.AddWithValue("tenants", tenants);
-        cmd.Parameters.AddWithValue("keys", keys);
-        cmd.Parameters.AddWithValue("aliases", aliases);
-        cmd.Parameters.AddWithValue("providers", NpgsqlDbType.Array | NpgsqlDbType.Text, providers);
-        cmd.Parameters.AddWithValue("models", NpgsqlDbType.Array | NpgsqlDbType.Text, models);
-        cmd.Parameters.AddWithValue("inputs", inputs);
-        cmd.Parameters.AddWithValue("outputs", outputs);
-        cmd.Parameters.AddWithValue("cached", cached);
-        cmd.Parameters.AddWithValue("costs", costs);
-        cmd.Parameters.AddWithValue("statuses", statuses);
-        cmd.Parameters.AddWithValue("httpStatuses", httpStatuses);
-        cmd.Parameters.AddWithValue("latencies", latencies);
-        cmd.Parameters.AddWithValue("traces", NpgsqlDbType.Array | NpgsqlDbType.Text, traces);
-        cmd.Parameters.AddWithValue("streams", streams);
-        cmd.Parameters.AddWithValue("estimated", estimated);
-        cmd.Parameters.AddWithValue("epochs", NpgsqlDbType.Array | NpgsqlDbType.Text, epochs);
-        cmd.Parameters.AddWithValue("times", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, times);
-        await PostgresData.ExecuteOnOwnThreadAsync(cmd, cancellationToken);
+        finally
+        {
+            _columns.Return(columns);
+        }
+    }
+
+    /// <summary>One batch as the insert's array parameters (Npgsql writes a <see cref="List{T}"/> as an array).</summary>
+    private sealed class Columns : IResettable
+    {
+        private readonly List<Guid> _ids = [];
+        private readonly List<string> _tenants = [];
+        private readonly List<string> _keys = [];
+        private readonly List<string> _aliases = [];
+        private readonly List<string?> _providers = [];
+        private readonly List<string?> _models = [];
+        private readonly List<int> _inputs = [];
+        private readonly List<int> _outputs = [];
+        private readonly List<int> _cached = [];
+        private readonly List<long> _costs = [];
+        private readonly List<string> _statuses = [];
+        private readonly List<int> _httpStatuses = [];
+        private readonly List<double> _latencies = [];
+        private readonly List<string?> _traces = [];
+        private readonly List<bool> _streams = [];
+        private readonly List<bool> _estimated = [];
+        private readonly List<string?> _epochs = [];
+        private readonly List<DateTime> _times = [];
+
+        public void Fill(IReadOnlyList<LedgerRow> batch)
+        {
+            for (var i = 0; i < batch.Count; i++)
+            {
+                var r = batch[i];
+                _ids.Add(r.Id);
+                _tenants.Add(r.TenantId);
+                _keys.Add(r.KeyId);
+                _aliases.Add(r.Alias);
+                _providers.Add(r.Provider);
+                _models.Add(r.UpstreamModel);
+                _inputs.Add(r.InputTokens);
+                _outputs.Add(r.OutputTokens);
+                _cached.Add(r.CachedTokens);
+                _costs.Add(r.CostMicroUsd);
+                _statuses.Add(r.Status);
+                _httpStatuses.Add(r.HttpStatus);
+                _latencies.Add(r.LatencyMs);
+                _traces.Add(r.TraceId);
+                _streams.Add(r.Stream);
+                _estimated.Add(r.UsageEstimated);
+                _epochs.Add(r.RedisEpoch);
+                _times.Add(r.CreatedAt.UtcDateTime);
+            }
+        }
+
+        public void Bind(NpgsqlParameterCollection p)
+        {
+            p.AddWithValue("ids", NpgsqlDbType.Array | NpgsqlDbType.Uuid, _ids);
+            p.AddWithValue("tenants", NpgsqlDbType.Array | NpgsqlDbType.Text, _tenants);
+            p.AddWithValue("keys", NpgsqlDbType.Array | NpgsqlDbType.Text, _keys);
+            p.AddWithValue("aliases", NpgsqlDbType.Array | NpgsqlDbType.Text, _aliases);
+            p.AddWithValue("providers", NpgsqlDbType.Array | NpgsqlDbType.Text, _providers);
+            p.AddWithValue("models", NpgsqlDbType.Array | NpgsqlDbType.Text, _models);
+            p.AddWithValue("inputs", NpgsqlDbType.Array | NpgsqlDbType.Integer, _inputs);
+            p.AddWithValue("outputs", NpgsqlDbType.Array | NpgsqlDbType.Integer, _outputs);
+            p.AddWithValue("cached", NpgsqlDbType.Array | NpgsqlDbType.Integer, _cached);
+            p.AddWithValue("costs", NpgsqlDbType.Array | NpgsqlDbType.Bigint, _costs);
+            p.AddWithValue("statuses", NpgsqlDbType.Array | NpgsqlDbType.Text, _statuses);
+            p.AddWithValue("httpStatuses", NpgsqlDbType.Array | NpgsqlDbType.Integer, _httpStatuses);
+            p.AddWithValue("latencies", NpgsqlDbType.Array | NpgsqlDbType.Double, _latencies);
+            p.AddWithValue("traces", NpgsqlDbType.Array | NpgsqlDbType.Text, _traces);
+            p.AddWithValue("streams", NpgsqlDbType.Array | NpgsqlDbType.Boolean, _streams);
+            p.AddWithValue("estimated", NpgsqlDbType.Array | NpgsqlDbType.Boolean, _estimated);
+            p.AddWithValue("epochs", NpgsqlDbType.Array | NpgsqlDbType.Text, _epochs);
+            p.AddWithValue("times", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, _times);
+        }
+
+        public bool TryReset()
+        {
+            _ids.Clear(); _tenants.Clear(); _keys.Clear(); _aliases.Clear(); _providers.Clear(); _models.Clear(); _inputs.Clear();
+            _outputs.Clear(); _cached.Clear(); _costs.Clear(); _statuses.Clear(); _httpStatuses.Clear(); _latencies.Clear();
+            _traces.Clear(); _streams.Clear(); _estimated.Clear(); _epochs.Clear(); _times.Clear();
+            return true;
+        }
     }
 }

@@ -4,6 +4,7 @@ using System.Text.Json;
 using ModelGateway.Api.Ledger;
 using ModelGateway.Api.Routing;
 using ModelGateway.Api.Storage;
+using Microsoft.Extensions.ObjectPool;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -29,102 +30,159 @@ internal sealed class TraceSink(NpgsqlDataSource db) : IBatchSink<TraceRecord>
 
     public string Describe(TraceRecord record) => $"trace {record.Id} (trace id {record.TraceId}, tenant {record.TenantId})";
 
+    // The batch's columns are kept and refilled (one set per batch in flight): made anew for every batch, they and the
+    // attempts' JSON text lived as long as the insert and, under load, died in gen2 (docs/benchmark.md, session 13).
+    private readonly ObjectPool<Columns> _columns = new DefaultObjectPool<Columns>(new DefaultPooledObjectPolicy<Columns>());
+
     public async Task WriteAsync(IReadOnlyList<TraceRecord> batch, bool retry, CancellationToken cancellationToken)
     {
-        var n = batch.Count;
-        var ids = new Guid[n];
-        var traceIds = new string[n];
-        var times = new DateTime[n];
-        var tenants = new string[n];
-        var keys = new string[n];
-        var aliases = new string?[n];
-        var attempts = new string[n];
-        var providers = new string?[n];
-        var models = new string?[n];
-        var statuses = new string[n];
-        var httpStatuses = new int[n];
-        var ttfts = new double?[n];
-        var latencies = new double[n];
-        var inputs = new int[n];
-        var outputs = new int[n];
-        var cached = new int[n];
-        var costs = new long[n];
-        var streams = new bool[n];
-        var structured = new string?[n];
-        var buffer = new ArrayBufferWriter<byte>(256);
-        for (var i = 0; i < n; i++)
+        var columns = _columns.Get();
+        try
         {
-            var r = batch[i];
-            ids[i] = r.Id;
-            traceIds[i] = r.TraceId;
-            times[i] = r.Ts.UtcDateTime;
-            tenants[i] = r.TenantId;
-            keys[i] = r.KeyId;
-            aliases[i] = PostgresData.Text(r.Alias);
-            attempts[i] = AttemptsJson(r.Attempts, buffer);
-            providers[i] = PostgresData.Text(r.Provider);
-            models[i] = PostgresData.Text(r.UpstreamModel);
-            statuses[i] = r.Status;
-            httpStatuses[i] = r.HttpStatus;
-            ttfts[i] = r.TimeToFirstTokenMs;
-            latencies[i] = r.LatencyMs;
-            inputs[i] = r.InputTokens;
-            outputs[i] = r.OutputTokens;
-            cached[i] = r.CachedTokens;
-            costs[i] = r.CostMicroUsd;
-            streams[i] = r.Stream;
-            structured[i] = r.StructuredOutput;
+            columns.Fill(batch);
+            await using var cmd = db.CreateCommand(retry ? InsertSkippingStored : Insert);
+            columns.Bind(cmd.Parameters);
+            await PostgresData.ExecuteOnOwnThreadAsync(cmd, cancellationToken);
         }
-        await using var cmd = db.CreateCommand(retry ? InsertSkippingStored : Insert);
-        cmd.Parameters.AddWithValue("ids", ids);
-        cmd.Parameters.AddWithValue("traceIds", traceIds);
-        cmd.Parameters.AddWithValue("times", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, times);
-        cmd.Parameters.AddWithValue("tenants", tenants);
-        cmd.Parameters.AddWithValue("keys", keys);
-        cmd.Parameters.AddWithValue("aliases", NpgsqlDbType.Array | NpgsqlDbType.Text, aliases);
-        cmd.Parameters.AddWithValue("attempts", NpgsqlDbType.Array | NpgsqlDbType.Jsonb, attempts);
-        cmd.Parameters.AddWithValue("providers", NpgsqlDbType.Array | NpgsqlDbType.Text, providers);
-        cmd.Parameters.AddWithValue("models", NpgsqlDbType.Array | NpgsqlDbType.Text, models);
-        cmd.Parameters.AddWithValue("statuses", statuses);
-        cmd.Parameters.AddWithValue("httpStatuses", httpStatuses);
-        cmd.Parameters.AddWithValue("ttfts", NpgsqlDbType.Array | NpgsqlDbType.Double, ttfts);
-        cmd.Parameters.AddWithValue("latencies", latencies);
-        cmd.Parameters.AddWithValue("inputs", inputs);
-        cmd.Parameters.AddWithValue("outputs", outputs);
-        cmd.Parameters.AddWithValue("cached", cached);
-        cmd.Parameters.AddWithValue("costs", costs);
-        cmd.Parameters.AddWithValue("streams", streams);
-        cmd.Parameters.AddWithValue("structured", NpgsqlDbType.Array | NpgsqlDbType.Jsonb, structured);
-        await PostgresData.ExecuteOnOwnThreadAsync(cmd, cancellationToken);
+        finally
+        {
+            _columns.Return(columns); // cleared on return (IResettable): no record's text is held past its batch
+        }
     }
 
-    private static string AttemptsJson(IReadOnlyList<AttemptRecord> attempts, ArrayBufferWriter<byte> buffer)
+    /// <summary>
+    /// One batch as the insert's array parameters (Npgsql writes a <see cref="List{T}"/> as an array). The attempts' JSON
+    /// is written into one buffer and passed as slices of it, not as a string per trace.
+    /// </summary>
+    private sealed class Columns : IResettable
     {
-        buffer.ResetWrittenCount();
-        using (var w = new Utf8JsonWriter(buffer))
+        private readonly List<Guid> _ids = [];
+        private readonly List<string> _traceIds = [];
+        private readonly List<DateTime> _times = [];
+        private readonly List<string> _tenants = [];
+        private readonly List<string> _keys = [];
+        private readonly List<string?> _aliases = [];
+        private readonly List<ReadOnlyMemory<char>> _attempts = [];
+        private readonly List<string?> _providers = [];
+        private readonly List<string?> _models = [];
+        private readonly List<string> _statuses = [];
+        private readonly List<int> _httpStatuses = [];
+        private readonly List<double?> _ttfts = [];
+        private readonly List<double> _latencies = [];
+        private readonly List<int> _inputs = [];
+        private readonly List<int> _outputs = [];
+        private readonly List<int> _cached = [];
+        private readonly List<long> _costs = [];
+        private readonly List<bool> _streams = [];
+        private readonly List<string?> _structured = [];
+        private readonly ArrayBufferWriter<byte> _json = new(256);
+        private readonly Utf8JsonWriter _writer;
+        private readonly List<int> _attemptsEnd = [];
+        private char[] _text = new char[16 * 1024];
+
+        public Columns() => _writer = new Utf8JsonWriter(_json);
+
+        public void Fill(IReadOnlyList<TraceRecord> batch)
         {
-            w.WriteStartArray();
+            var used = 0;
+            for (var i = 0; i < batch.Count; i++)
+            {
+                var r = batch[i];
+                _ids.Add(r.Id);
+                _traceIds.Add(r.TraceId);
+                _times.Add(r.Ts.UtcDateTime);
+                _tenants.Add(r.TenantId);
+                _keys.Add(r.KeyId);
+                _aliases.Add(PostgresData.Text(r.Alias));
+                used = AppendAttempts(r.Attempts, used);
+                _attemptsEnd.Add(used);
+                _providers.Add(PostgresData.Text(r.Provider));
+                _models.Add(PostgresData.Text(r.UpstreamModel));
+                _statuses.Add(r.Status);
+                _httpStatuses.Add(r.HttpStatus);
+                _ttfts.Add(r.TimeToFirstTokenMs);
+                _latencies.Add(r.LatencyMs);
+                _inputs.Add(r.InputTokens);
+                _outputs.Add(r.OutputTokens);
+                _cached.Add(r.CachedTokens);
+                _costs.Add(r.CostMicroUsd);
+                _streams.Add(r.Stream);
+                _structured.Add(r.StructuredOutput);
+            }
+            // Sliced once the buffer has stopped growing, so every slice is of the same array.
+            var start = 0;
+            foreach (var end in _attemptsEnd)
+            {
+                _attempts.Add(_text.AsMemory(start, end - start));
+                start = end;
+            }
+        }
+
+        public void Bind(NpgsqlParameterCollection p)
+        {
+            p.AddWithValue("ids", NpgsqlDbType.Array | NpgsqlDbType.Uuid, _ids);
+            p.AddWithValue("traceIds", NpgsqlDbType.Array | NpgsqlDbType.Text, _traceIds);
+            p.AddWithValue("times", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, _times);
+            p.AddWithValue("tenants", NpgsqlDbType.Array | NpgsqlDbType.Text, _tenants);
+            p.AddWithValue("keys", NpgsqlDbType.Array | NpgsqlDbType.Text, _keys);
+            p.AddWithValue("aliases", NpgsqlDbType.Array | NpgsqlDbType.Text, _aliases);
+            p.AddWithValue("attempts", NpgsqlDbType.Array | NpgsqlDbType.Jsonb, _attempts);
+            p.AddWithValue("providers", NpgsqlDbType.Array | NpgsqlDbType.Text, _providers);
+            p.AddWithValue("models", NpgsqlDbType.Array | NpgsqlDbType.Text, _models);
+            p.AddWithValue("statuses", NpgsqlDbType.Array | NpgsqlDbType.Text, _statuses);
+            p.AddWithValue("httpStatuses", NpgsqlDbType.Array | NpgsqlDbType.Integer, _httpStatuses);
+            p.AddWithValue("ttfts", NpgsqlDbType.Array | NpgsqlDbType.Double, _ttfts);
+            p.AddWithValue("latencies", NpgsqlDbType.Array | NpgsqlDbType.Double, _latencies);
+            p.AddWithValue("inputs", NpgsqlDbType.Array | NpgsqlDbType.Integer, _inputs);
+            p.AddWithValue("outputs", NpgsqlDbType.Array | NpgsqlDbType.Integer, _outputs);
+            p.AddWithValue("cached", NpgsqlDbType.Array | NpgsqlDbType.Integer, _cached);
+            p.AddWithValue("costs", NpgsqlDbType.Array | NpgsqlDbType.Bigint, _costs);
+            p.AddWithValue("streams", NpgsqlDbType.Array | NpgsqlDbType.Boolean, _streams);
+            p.AddWithValue("structured", NpgsqlDbType.Array | NpgsqlDbType.Jsonb, _structured);
+        }
+
+        public bool TryReset()
+        {
+            _ids.Clear(); _traceIds.Clear(); _times.Clear(); _tenants.Clear(); _keys.Clear(); _aliases.Clear(); _attempts.Clear();
+            _providers.Clear(); _models.Clear(); _statuses.Clear(); _httpStatuses.Clear(); _ttfts.Clear(); _latencies.Clear();
+            _inputs.Clear(); _outputs.Clear(); _cached.Clear(); _costs.Clear(); _streams.Clear(); _structured.Clear();
+            _attemptsEnd.Clear();
+            return true;
+        }
+
+        /// <summary>Writes the attempts as a JSON array after <paramref name="used"/> chars of the text buffer; returns its end.</summary>
+        private int AppendAttempts(IReadOnlyList<AttemptRecord> attempts, int used)
+        {
+            _json.ResetWrittenCount();
+            _writer.Reset(_json);
+            _writer.WriteStartArray();
             for (var i = 0; i < attempts.Count; i++) // by index: a foreach over the interface boxes the enumerator
             {
                 var a = attempts[i];
-                w.WriteStartObject();
-                w.WriteNumber("number", a.Number);
-                w.WriteString("provider", PostgresData.Text(a.Provider));
-                w.WriteString("model", PostgresData.Text(a.Model));
+                _writer.WriteStartObject();
+                _writer.WriteNumber("number", a.Number);
+                _writer.WriteString("provider", PostgresData.Text(a.Provider));
+                _writer.WriteString("model", PostgresData.Text(a.Model));
                 if (a.Status is { } status)
                 {
-                    w.WriteNumber("status", status);
+                    _writer.WriteNumber("status", status);
                 }
                 else
                 {
-                    w.WriteNull("status");
+                    _writer.WriteNull("status");
                 }
-                w.WriteNumber("latency_ms", Math.Round(a.LatencyMs, 1));
-                w.WriteString("error", PostgresData.Text(a.ErrorType));
-                w.WriteEndObject();
+                _writer.WriteNumber("latency_ms", Math.Round(a.LatencyMs, 1));
+                _writer.WriteString("error", PostgresData.Text(a.ErrorType));
+                _writer.WriteEndObject();
             }
-            w.WriteEndArray();
+            _writer.WriteEndArray();
+            _writer.Flush();
+            var needed = used + Encoding.UTF8.GetMaxCharCount(_json.WrittenCount);
+            if (needed > _text.Length)
+            {
+                Array.Resize(ref _text, Math.Max(needed, _text.Length * 2));
+            }
+            return used + Encoding.UTF8.GetChars(_json.WrittenSpan, _text.AsSpan(used));
         }
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 }

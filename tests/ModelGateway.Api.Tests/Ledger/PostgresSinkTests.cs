@@ -1,4 +1,5 @@
 using ModelGateway.Api.Ledger;
+using ModelGateway.Api.Routing;
 using ModelGateway.Api.Storage;
 using ModelGateway.Api.Tracing;
 using ModelGateway.Policy.Rules;
@@ -46,5 +47,68 @@ public sealed class PostgresSinkTests
         Assert.Equal(3, reader.GetInt64(0));
         Assert.Equal(101 + 102 + 103, reader.GetInt64(1));
         Assert.Equal(3, reader.GetInt64(2));
+    }
+
+    [Fact]
+    public async Task Each_row_of_a_batch_gets_its_own_values_and_a_reused_sink_carries_nothing_over_to_the_next_batch()
+    {
+        var server = await PostgresServer.GetSharedAsync();
+        await using var db = NpgsqlDataSource.Create(await server.CreateDatabaseAsync("sinkcolumns"));
+        await Migrations.ApplyAsync(db, Ct);
+        var now = DateTimeOffset.UtcNow;
+        var traces = new TraceSink(db);
+        var ledger = new LedgerSink(db);
+        var longModel = new string('m', 300);
+        TraceRecord Trace(int i, AttemptRecord[] attempts) => new(Uuid7.New(now.AddMilliseconds(i)), $"trace{i}",
+            now.AddSeconds(i), "t1", "k1", "chat", attempts, "p", "m", "ok", 200, i % 2 == 0 ? null : i, i, i, 2 * i, 0, 10 * i, i % 2 == 1, null);
+        // A batch with no attempts, one, two (one of them non-ASCII, one with text longer than a column keeps), and a
+        // second batch through the same sink after the first has been stored.
+        TraceRecord[] first =
+        [
+            Trace(1, []),
+            Trace(2, [new AttemptRecord(1, "p", "m", 200, 12.34, null)]),
+            Trace(3, [new AttemptRecord(1, "p", "modèle-é", 503, 7, "upstream_error"), new AttemptRecord(2, "q", longModel, null, 1, "timeout")]),
+        ];
+        TraceRecord[] second = [Trace(4, [new AttemptRecord(1, "r", "n", 200, 3, null)])];
+        await traces.WriteAsync(first, retry: false, Ct);
+        await traces.WriteAsync(second, retry: false, Ct);
+        await ledger.WriteAsync([new LedgerRow(Uuid7.New(now), "t1", "k1", "chat", "p", "m", 1, 2, 0, 30, "ok", 200, 1, "trace1", true, false, "e1", now)], false, Ct);
+        await ledger.WriteAsync([new LedgerRow(Uuid7.New(now.AddSeconds(1)), "t2", "k2", "other", null, null, 3, 4, 1, 50, "error", 502, 2, null, false, true, null, now)], false, Ct);
+
+        await using var read = db.CreateCommand("""
+            SELECT trace_id, attempts::text, ttft_ms, latency_ms, input_tokens, output_tokens, cost_micro, stream
+            FROM traces ORDER BY ts
+            """);
+        var rows = new List<string>();
+        await using (var reader = await read.ExecuteReaderAsync(Ct))
+        {
+            while (await reader.ReadAsync(Ct))
+            {
+                rows.Add($"{reader.GetString(0)} {reader.GetString(1)} {(reader.IsDBNull(2) ? "null" : reader.GetDouble(2))} {reader.GetDouble(3)} "
+                    + $"{reader.GetInt32(4)} {reader.GetInt32(5)} {reader.GetInt64(6)} {reader.GetBoolean(7)}");
+            }
+        }
+        Assert.Equal(
+        [
+            "trace1 [] 1 1 1 2 10 True",
+            """trace2 [{"error": null, "model": "m", "number": 1, "status": 200, "provider": "p", "latency_ms": 12.3}] null 2 2 4 20 False""",
+            $$"""trace3 [{"error": "upstream_error", "model": "modèle-é", "number": 1, "status": 503, "provider": "p", "latency_ms": 7}, {"error": "timeout", "model": "{{new string('m', 256)}}", "number": 2, "status": null, "provider": "q", "latency_ms": 1}] 3 3 3 6 30 True""",
+            """trace4 [{"error": null, "model": "n", "number": 1, "status": 200, "provider": "r", "latency_ms": 3}] null 4 4 8 40 False""",
+        ], rows);
+
+        await using var readLedger = db.CreateCommand("""
+            SELECT tenant_id, alias, coalesce(provider, '-'), input_tokens, output_tokens, cached_tokens, cost_micro, status, http_status,
+                coalesce(trace_id, '-'), stream, usage_estimated, coalesce(redis_epoch, '-')
+            FROM usage_ledger ORDER BY created_at, tenant_id
+            """);
+        var ledgerRows = new List<string>();
+        await using (var reader = await readLedger.ExecuteReaderAsync(Ct))
+        {
+            while (await reader.ReadAsync(Ct))
+            {
+                ledgerRows.Add(string.Join(' ', Enumerable.Range(0, reader.FieldCount).Select(reader.GetValue)));
+            }
+        }
+        Assert.Equal(["t1 chat p 1 2 0 30 ok 200 trace1 True False e1", "t2 other - 3 4 1 50 error 502 - False True -"], ledgerRows);
     }
 }
