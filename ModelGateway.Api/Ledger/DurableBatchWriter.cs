@@ -143,7 +143,7 @@ internal sealed partial class DurableBatchWriter<T> : Telemetry.IObservedWriter
         }
     }
 
-    /// <summary>Queues a record for which <see cref="TryReserveSlot"/> succeeded. Never blocks, never drops.</summary>
+    /// <summary>Queues a record for which a slot was reserved. Never blocks, never drops; throws when no slot was reserved (a bug in the caller).</summary>
     public void Write(T record)
     {
         if (!_channel.Writer.TryWrite(record))
