@@ -1,5 +1,4 @@
 using ModelGateway.Api.Storage;
-using Microsoft.Extensions.ObjectPool;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -19,33 +18,17 @@ internal sealed class LedgerSink(NpgsqlDataSource db) : IBatchSink<LedgerRow>
             @statuses, @httpStatuses, @latencies, @traces, @streams, @estimated, @epochs, @times)
         """;
 
-    private const string InsertSkippingStored = Insert + PostgresData.SkipStored;
-
     public bool IsRejection(Exception exception) => Storage.PostgresData.IsRejection(exception);
 
     public string Describe(LedgerRow record) => $"ledger row {record.Id} (tenant {record.TenantId})";
 
-    // Kept and refilled, as TraceSink's are.
-    private readonly ObjectPool<Columns> _columns = new DefaultObjectPool<Columns>(new DefaultPooledObjectPolicy<Columns>());
+    private readonly BatchInsert<LedgerRow, Columns> _insert = new(db, Insert);
 
-    public async Task WriteAsync(IReadOnlyList<LedgerRow> batch, bool retry, CancellationToken cancellationToken)
-    {
-        var columns = _columns.Get();
-        try
-        {
-            columns.Fill(batch);
-            await using var cmd = db.CreateCommand(retry ? InsertSkippingStored : Insert);
-            columns.Bind(cmd.Parameters);
-            await PostgresData.ExecuteOnOwnThreadAsync(cmd, cancellationToken);
-        }
-        finally
-        {
-            _columns.Return(columns);
-        }
-    }
+    public Task WriteAsync(IReadOnlyList<LedgerRow> batch, bool retry, CancellationToken cancellationToken) =>
+        _insert.WriteAsync(batch, retry, cancellationToken);
 
     /// <summary>One batch as the insert's array parameters (Npgsql writes a <see cref="List{T}"/> as an array).</summary>
-    private sealed class Columns : IResettable
+    private sealed class Columns : BatchColumns<LedgerRow>
     {
         private readonly List<Guid> _ids = [];
         private readonly List<string> _tenants = [];
@@ -66,7 +49,7 @@ internal sealed class LedgerSink(NpgsqlDataSource db) : IBatchSink<LedgerRow>
         private readonly List<string?> _epochs = [];
         private readonly List<DateTime> _times = [];
 
-        public void Fill(IReadOnlyList<LedgerRow> batch)
+        public override void Fill(IReadOnlyList<LedgerRow> batch)
         {
             for (var i = 0; i < batch.Count; i++)
             {
@@ -92,7 +75,7 @@ internal sealed class LedgerSink(NpgsqlDataSource db) : IBatchSink<LedgerRow>
             }
         }
 
-        public void Bind(NpgsqlParameterCollection p)
+        public override void Bind(NpgsqlParameterCollection p)
         {
             p.AddWithValue("ids", NpgsqlDbType.Array | NpgsqlDbType.Uuid, _ids);
             p.AddWithValue("tenants", NpgsqlDbType.Array | NpgsqlDbType.Text, _tenants);
@@ -114,7 +97,7 @@ internal sealed class LedgerSink(NpgsqlDataSource db) : IBatchSink<LedgerRow>
             p.AddWithValue("times", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, _times);
         }
 
-        public bool TryReset()
+        public override bool TryReset()
         {
             _ids.Clear(); _tenants.Clear(); _keys.Clear(); _aliases.Clear(); _providers.Clear(); _models.Clear(); _inputs.Clear();
             _outputs.Clear(); _cached.Clear(); _costs.Clear(); _statuses.Clear(); _httpStatuses.Clear(); _latencies.Clear();

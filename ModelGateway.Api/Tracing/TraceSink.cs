@@ -4,7 +4,6 @@ using System.Text.Json;
 using ModelGateway.Api.Ledger;
 using ModelGateway.Api.Routing;
 using ModelGateway.Api.Storage;
-using Microsoft.Extensions.ObjectPool;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -24,37 +23,20 @@ internal sealed class TraceSink(NpgsqlDataSource db) : IBatchSink<TraceRecord>
             @httpStatuses, @ttfts, @latencies, @inputs, @outputs, @cached, @costs, @streams, @structured)
         """;
 
-    private const string InsertSkippingStored = Insert + PostgresData.SkipStored;
-
     public bool IsRejection(Exception exception) => PostgresData.IsRejection(exception);
 
     public string Describe(TraceRecord record) => $"trace {record.Id} (trace id {record.TraceId}, tenant {record.TenantId})";
 
-    // The batch's columns are kept and refilled (one set per batch in flight): made anew for every batch, they and the
-    // attempts' JSON text lived as long as the insert and, under load, died in gen2 (docs/benchmark.md, session 13).
-    private readonly ObjectPool<Columns> _columns = new DefaultObjectPool<Columns>(new DefaultPooledObjectPolicy<Columns>());
+    private readonly BatchInsert<TraceRecord, Columns> _insert = new(db, Insert);
 
-    public async Task WriteAsync(IReadOnlyList<TraceRecord> batch, bool retry, CancellationToken cancellationToken)
-    {
-        var columns = _columns.Get();
-        try
-        {
-            columns.Fill(batch);
-            await using var cmd = db.CreateCommand(retry ? InsertSkippingStored : Insert);
-            columns.Bind(cmd.Parameters);
-            await PostgresData.ExecuteOnOwnThreadAsync(cmd, cancellationToken);
-        }
-        finally
-        {
-            _columns.Return(columns); // cleared on return (IResettable): no record's text is held past its batch
-        }
-    }
+    public Task WriteAsync(IReadOnlyList<TraceRecord> batch, bool retry, CancellationToken cancellationToken) =>
+        _insert.WriteAsync(batch, retry, cancellationToken);
 
     /// <summary>
     /// One batch as the insert's array parameters (Npgsql writes a <see cref="List{T}"/> as an array). The attempts' JSON
     /// is written into one buffer and passed as slices of it, not as a string per trace.
     /// </summary>
-    private sealed class Columns : IResettable
+    private sealed class Columns : BatchColumns<TraceRecord>
     {
         private readonly List<Guid> _ids = [];
         private readonly List<string> _traceIds = [];
@@ -82,7 +64,7 @@ internal sealed class TraceSink(NpgsqlDataSource db) : IBatchSink<TraceRecord>
 
         public Columns() => _writer = new Utf8JsonWriter(_json);
 
-        public void Fill(IReadOnlyList<TraceRecord> batch)
+        public override void Fill(IReadOnlyList<TraceRecord> batch)
         {
             var used = 0;
             for (var i = 0; i < batch.Count; i++)
@@ -118,7 +100,7 @@ internal sealed class TraceSink(NpgsqlDataSource db) : IBatchSink<TraceRecord>
             }
         }
 
-        public void Bind(NpgsqlParameterCollection p)
+        public override void Bind(NpgsqlParameterCollection p)
         {
             p.AddWithValue("ids", NpgsqlDbType.Array | NpgsqlDbType.Uuid, _ids);
             p.AddWithValue("traceIds", NpgsqlDbType.Array | NpgsqlDbType.Text, _traceIds);
@@ -141,7 +123,7 @@ internal sealed class TraceSink(NpgsqlDataSource db) : IBatchSink<TraceRecord>
             p.AddWithValue("structured", NpgsqlDbType.Array | NpgsqlDbType.Jsonb, _structured);
         }
 
-        public bool TryReset()
+        public override bool TryReset()
         {
             _ids.Clear(); _traceIds.Clear(); _times.Clear(); _tenants.Clear(); _keys.Clear(); _aliases.Clear(); _attempts.Clear();
             _providers.Clear(); _models.Clear(); _statuses.Clear(); _httpStatuses.Clear(); _ttfts.Clear(); _latencies.Clear();
