@@ -187,8 +187,11 @@ internal static class ChatCompletionsApi
             request.ClampMaxTokens(maxOutput);
         }
         (worstPrompt, worstOutput) = structured?.WorstCase(promptTokens, maxOutput) ?? (promptTokens, maxOutput);
+        var admitting = Stopwatch.GetTimestamp();
         var admission = await services.Admission.AdmitAsync(caller, route.Alias, worstPrompt + worstOutput,
             prices.CostMicroUsd(worstPrompt, worstOutput), aborted);
+        GatewayMetrics.Admitted(tenant.Id, admission.Ticket is { } admitted ? admitted.AdmittedLocally ? "admitted_locally" : "admitted"
+            : admission.Error?.StatusCode == 429 ? "refused" : "unavailable", Stopwatch.GetElapsedTime(admitting));
         admission.ApplyHeaders(context.Response);
         if (admission.Error is { } refused)
         {
@@ -279,6 +282,7 @@ internal static class ChatCompletionsApi
         var aborted = context.RequestAborted;
 
         // 6. Route.
+        GatewayMetrics.Routed(bill.Tags!.TenantId, Stopwatch.GetElapsedTime(bill.Started));
         RoutedResponse routed;
         try
         {

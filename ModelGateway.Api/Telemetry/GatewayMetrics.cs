@@ -4,7 +4,8 @@ using System.Diagnostics.Metrics;
 namespace ModelGateway.Api.Telemetry;
 
 /// <summary>
-/// The gateway's own counters, beside the GenAI instruments: requests by outcome, refusals by reason, spend by tenant.
+/// The gateway's own instruments, beside the GenAI ones: requests by outcome, refusals by reason, spend by tenant, the time
+/// the gateway adds ahead of the provider and the part of it admission takes, and the durable writers' buffers.
 /// Tags are bounded sets (outcomes, reason codes, tenant ids); never the client's model string, which is unbounded.
 /// </summary>
 internal static class GatewayMetrics
@@ -31,6 +32,29 @@ internal static class GatewayMetrics
             Spend.Add(costMicroUsd / 1_000_000.0, new TagList { { "model_gateway.tenant.id", tenantId } });
         }
     }
+
+    /// <summary>
+    /// Buckets for the gateway's own time, from tens of microseconds to seconds: the default OTel boundaries start at 5 (s),
+    /// where everything the gateway adds would land in the first bucket.
+    /// </summary>
+    private static readonly InstrumentAdvice<double> OwnTimeBuckets = new()
+    {
+        HistogramBucketBoundaries = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    };
+
+    private static readonly Histogram<double> Overhead = GenAITelemetry.Meter.CreateHistogram("model_gateway.overhead", "s",
+        "Time from a chat request's arrival until the gateway hands it to the router (authentication, reading and validating "
+        + "the body, policy, admission): what the gateway adds ahead of the provider, by tenant.", advice: OwnTimeBuckets);
+
+    private static readonly Histogram<double> AdmissionDuration = GenAITelemetry.Meter.CreateHistogram("model_gateway.admission.duration", "s",
+        "Time admission took (the shared limit store's round trip, or the local limit while it is unreachable), by tenant and "
+        + "result (admitted, admitted_locally, refused, unavailable).", advice: OwnTimeBuckets);
+
+    public static void Routed(string tenantId, TimeSpan sinceArrival) =>
+        Overhead.Record(sinceArrival.TotalSeconds, new KeyValuePair<string, object?>("model_gateway.tenant.id", tenantId));
+
+    public static void Admitted(string tenantId, string result, TimeSpan took) =>
+        AdmissionDuration.Record(took.TotalSeconds, new TagList { { "model_gateway.tenant.id", tenantId }, { "model_gateway.admission.result", result } });
 
     private static readonly Counter<long> SlotWaits = GenAITelemetry.Meter.CreateCounter<long>("model_gateway.writer.slot_waits", "{request}",
         "Requests that found a durable writer's buffer full and waited for room, by writer and result (admitted, refused).");

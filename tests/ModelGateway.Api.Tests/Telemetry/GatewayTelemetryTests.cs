@@ -19,7 +19,13 @@ public sealed class CaptureFixture : GatewayFixture
         ["Tenancy:Seed:1:ApiKeys:0"] = LimitedKey,
         ["Tenancy:Seed:1:RequestsPerMinute"] = "1",
         ["Tenancy:Seed:1:BudgetUsd"] = "5",
+        ["Tenancy:Seed:2:Id"] = "overhead-measured",
+        ["Tenancy:Seed:2:ApiKeys:0"] = OverheadKey,
+        ["Tenancy:Seed:2:RequestsPerMinute"] = "1",
     };
+
+    /// <summary>A tenant of its own for the overhead test (the meter is process-wide; no other fixture seeds this id).</summary>
+    public const string OverheadKey = "sk-telemetry-overhead";
 }
 
 public sealed class GatewayTelemetryTests(CaptureFixture fx) : IClassFixture<CaptureFixture>
@@ -139,6 +145,67 @@ public sealed class GatewayTelemetryTests(CaptureFixture fx) : IClassFixture<Cap
         await ResetLimitAsync();
     }
 
+    [Fact]
+    public async Task The_time_the_gateway_adds_ahead_of_the_provider_and_admissions_part_of_it_are_measured()
+    {
+        const string tenant = "overhead-measured";
+        var overhead = new ConcurrentQueue<double>();
+        var admissions = new ConcurrentQueue<(string Result, double Seconds)>();
+        using var meter = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == "ModelGateway.Api" && instrument.Name is "model_gateway.overhead" or "model_gateway.admission.duration")
+                {
+                    // Sub-millisecond buckets: the SDK's default boundaries start at 5 s.
+                    Assert.Equal("s", instrument.Unit);
+                    Assert.Equal(0.00005, ((Histogram<double>)instrument).Advice!.HistogramBucketBoundaries![0]);
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        meter.SetMeasurementEventCallback<double>((i, value, tags, _) =>
+        {
+            var t = ToDictionary(tags);
+            if ((string?)t["model_gateway.tenant.id"] != tenant)
+            {
+                return;
+            }
+            if (i.Name == "model_gateway.overhead")
+            {
+                overhead.Enqueue(value);
+            }
+            else
+            {
+                admissions.Enqueue(((string)t["model_gateway.admission.result"]!, value));
+            }
+        });
+        meter.Start();
+        await ResetLimitAsync(tenant);
+
+        // One request a minute: the first is admitted and routed, the second refused by admission and never routed.
+        var clock = Stopwatch.StartNew();
+        using (var ok = await fx.Gateway.SendAsync(Chat(CaptureFixture.OverheadKey)))
+        {
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        }
+        var total = clock.Elapsed.TotalSeconds;
+        using (var refused = await fx.Gateway.SendAsync(Chat(CaptureFixture.OverheadKey)))
+        {
+            Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        }
+
+        await Eventually(() => admissions.Count == 2);
+        var (admitted, refusedAdmission) = (admissions.ElementAt(0), admissions.ElementAt(1));
+        Assert.Equal("admitted", admitted.Result);
+        Assert.Equal("refused", refusedAdmission.Result);
+        // Recorded when routing begins, before the answer is written: the one routed request, and it is all there is.
+        var routed = Assert.Single(overhead);
+        Assert.InRange(routed, admitted.Seconds, total);
+        Assert.True(admitted.Seconds > 0 && refusedAdmission.Seconds > 0);
+        await ResetLimitAsync(tenant);
+    }
+
     private static async Task Eventually(Func<bool> condition)
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);
@@ -152,12 +219,12 @@ public sealed class GatewayTelemetryTests(CaptureFixture fx) : IClassFixture<Cap
     private static HttpRequestMessage Chat(string key) =>
         GatewayApp.Chat(new { model = "chat-default", messages = new[] { new { role = "user", content = "count me" } } }, key);
 
-    /// <summary>Clears the limited tenant's minute window so each test starts with its one request available.</summary>
-    private async Task ResetLimitAsync()
+    /// <summary>Clears a limited tenant's minute window so each test starts with its one request available.</summary>
+    private async Task ResetLimitAsync(string tenant = "limited")
     {
         await using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(fx.Redis.ConnectionString);
         var server = redis.GetServers()[0];
-        foreach (var key in server.Keys(pattern: "*{t:limited}:rpm:*"))
+        foreach (var key in server.Keys(pattern: $"*{{t:{tenant}}}:rpm:*"))
         {
             await redis.GetDatabase().KeyDeleteAsync(key);
         }
