@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using System.Net;
 using ModelGateway.Api.Tests.Budgets;
 
@@ -40,11 +42,44 @@ public sealed class FailOpenReplica : RedisOutageReplica
 /// </summary>
 internal static class RedisOutageDrill
 {
+    /// <param name="Admissions">
+    /// <c>model_gateway.admission.duration</c> measurements of the tenant, by result. The meter is process-wide and both modes'
+    /// fixtures seed the tenant "outage", so a test may see the other mode's too: assert lower bounds only.
+    /// </param>
     public sealed record Figures(int ServedBefore, int ServedDuringFault, int RefusedDuringFault, int ServedAfter, double RecoverySeconds,
-        IReadOnlyCollection<OutageDrill.Outcome> Outcomes, DateTime KilledAt, DateTime RestartedAt);
+        IReadOnlyCollection<OutageDrill.Outcome> Outcomes, DateTime KilledAt, DateTime RestartedAt, IReadOnlyDictionary<string, int> Admissions);
 
     public static async Task<Figures> RunAsync(RedisOutageReplica cluster)
     {
+        var admissions = new ConcurrentDictionary<string, int>();
+        using var meter = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == "ModelGateway.Api" && instrument.Name == "model_gateway.admission.duration")
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        meter.SetMeasurementEventCallback<double>((_, _, tags, _) =>
+        {
+            string? tenant = null, result = null;
+            foreach (var t in tags)
+            {
+                (tenant, result) = t.Key switch
+                {
+                    "model_gateway.tenant.id" => (t.Value as string, result),
+                    "model_gateway.admission.result" => (tenant, t.Value as string),
+                    _ => (tenant, result),
+                };
+            }
+            if (tenant == "outage" && result is not null)
+            {
+                admissions.AddOrUpdate(result, 1, (_, n) => n + 1);
+            }
+        });
+        meter.Start();
         await using var drill = new OutageDrill(cluster.A, RedisOutageReplica.Key);
         drill.Start();
         await drill.WaitUntilAsync(o => o.Count(x => x.Status == 200) >= 20, TimeSpan.FromSeconds(60), "20 requests served before the fault");
@@ -74,7 +109,7 @@ internal static class RedisOutageDrill
             during.Count(x => x.Status != 200),
             outcomes.Count(x => x.Status == 200 && x.Started >= restartedAt),
             (recovered - restartedAt).TotalSeconds,
-            outcomes, killedAt, restartedAt);
+            outcomes, killedAt, restartedAt, new Dictionary<string, int>(admissions));
         TestContext.Current.TestOutputHelper?.WriteLine(
             $"served before={figures.ServedBefore} during fault={figures.ServedDuringFault} refused during={figures.RefusedDuringFault} " +
             $"after={figures.ServedAfter} recovered {figures.RecoverySeconds:0.00} s after the restart; {drill.Summary()}");
@@ -119,6 +154,9 @@ public sealed class RedisFailClosedTests(FailClosedReplica cluster) : IClassFixt
         Assert.True(times[times.Count / 2] < 1000, $"median 503 took {times[times.Count / 2]} ms");
         Assert.True(times[^1] < 10_000, $"slowest 503 took {times[^1]} ms");
         Assert.True(f.ServedAfter > 10);
+        // Each outcome's admission is measured under its result: the 503s as unavailable, the served as admitted.
+        Assert.True(f.Admissions.GetValueOrDefault("unavailable") >= times.Count, $"unavailable measured {f.Admissions.GetValueOrDefault("unavailable")} of {times.Count}");
+        Assert.True(f.Admissions.GetValueOrDefault("admitted") >= f.ServedBefore + f.ServedAfter);
     }
 }
 
@@ -133,5 +171,8 @@ public sealed class RedisFailOpenTests(FailOpenReplica cluster) : IClassFixture<
         Assert.All(f.Outcomes.Where(x => x.Started >= f.KilledAt && x.Started < f.RestartedAt && x.Status != 200),
             x => Assert.Equal("rate_limit_exceeded", x.Code));
         Assert.True(f.ServedAfter > 10);
+        // Served on the local limit: measured as admitted_locally; the local limit's 429s as refused.
+        Assert.True(f.Admissions.GetValueOrDefault("admitted_locally") >= f.ServedDuringFault);
+        Assert.True(f.Admissions.GetValueOrDefault("refused") >= f.RefusedDuringFault);
     }
 }
