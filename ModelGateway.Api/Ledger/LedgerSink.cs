@@ -27,27 +27,33 @@ internal sealed class LedgerSink(NpgsqlDataSource db) : IBatchSink<LedgerRow>
     public Task WriteAsync(IReadOnlyList<LedgerRow> batch, bool retry, CancellationToken cancellationToken) =>
         _insert.WriteAsync(batch, retry, cancellationToken);
 
-    /// <summary>One batch as the insert's array parameters (Npgsql writes a <see cref="List{T}"/> as an array).</summary>
+    /// <summary>One batch as the insert's array parameters.</summary>
     private sealed class Columns : BatchColumns<LedgerRow>
     {
-        private readonly List<Guid> _ids = [];
-        private readonly List<string> _tenants = [];
-        private readonly List<string> _keys = [];
-        private readonly List<string> _aliases = [];
-        private readonly List<string?> _providers = [];
-        private readonly List<string?> _models = [];
-        private readonly List<int> _inputs = [];
-        private readonly List<int> _outputs = [];
-        private readonly List<int> _cached = [];
-        private readonly List<long> _costs = [];
-        private readonly List<string> _statuses = [];
-        private readonly List<int> _httpStatuses = [];
-        private readonly List<double> _latencies = [];
-        private readonly List<string?> _traces = [];
-        private readonly List<bool> _streams = [];
-        private readonly List<bool> _estimated = [];
-        private readonly List<string?> _epochs = [];
-        private readonly List<DateTime> _times = [];
+        private readonly BatchColumn<Guid> _ids = new("ids", NpgsqlDbType.Uuid);
+        private readonly BatchColumn<string> _tenants = new("tenants", NpgsqlDbType.Text);
+        private readonly BatchColumn<string> _keys = new("keys", NpgsqlDbType.Text);
+        private readonly BatchColumn<string> _aliases = new("aliases", NpgsqlDbType.Text);
+        private readonly BatchColumn<string?> _providers = new("providers", NpgsqlDbType.Text);
+        private readonly BatchColumn<string?> _models = new("models", NpgsqlDbType.Text);
+        private readonly BatchColumn<int> _inputs = new("inputs", NpgsqlDbType.Integer);
+        private readonly BatchColumn<int> _outputs = new("outputs", NpgsqlDbType.Integer);
+        private readonly BatchColumn<int> _cached = new("cached", NpgsqlDbType.Integer);
+        private readonly BatchColumn<long> _costs = new("costs", NpgsqlDbType.Bigint);
+        private readonly BatchColumn<string> _statuses = new("statuses", NpgsqlDbType.Text);
+        private readonly BatchColumn<int> _httpStatuses = new("httpStatuses", NpgsqlDbType.Integer);
+        private readonly BatchColumn<double> _latencies = new("latencies", NpgsqlDbType.Double);
+        private readonly BatchColumn<string?> _traces = new("traces", NpgsqlDbType.Text);
+        private readonly BatchColumn<bool> _streams = new("streams", NpgsqlDbType.Boolean);
+        private readonly BatchColumn<bool> _estimated = new("estimated", NpgsqlDbType.Boolean);
+        private readonly BatchColumn<string?> _epochs = new("epochs", NpgsqlDbType.Text);
+        private readonly BatchColumn<DateTime> _times = new("times", NpgsqlDbType.TimestampTz);
+
+        public Columns() => All =
+        [
+            _ids, _tenants, _keys, _aliases, _providers, _models, _inputs, _outputs, _cached, _costs, _statuses,
+            _httpStatuses, _latencies, _traces, _streams, _estimated, _epochs, _times,
+        ];
 
         public override void Fill(IReadOnlyList<LedgerRow> batch)
         {
@@ -75,34 +81,5 @@ internal sealed class LedgerSink(NpgsqlDataSource db) : IBatchSink<LedgerRow>
             }
         }
 
-        public override void Bind(NpgsqlParameterCollection p)
-        {
-            p.AddWithValue("ids", NpgsqlDbType.Array | NpgsqlDbType.Uuid, _ids);
-            p.AddWithValue("tenants", NpgsqlDbType.Array | NpgsqlDbType.Text, _tenants);
-            p.AddWithValue("keys", NpgsqlDbType.Array | NpgsqlDbType.Text, _keys);
-            p.AddWithValue("aliases", NpgsqlDbType.Array | NpgsqlDbType.Text, _aliases);
-            p.AddWithValue("providers", NpgsqlDbType.Array | NpgsqlDbType.Text, _providers);
-            p.AddWithValue("models", NpgsqlDbType.Array | NpgsqlDbType.Text, _models);
-            p.AddWithValue("inputs", NpgsqlDbType.Array | NpgsqlDbType.Integer, _inputs);
-            p.AddWithValue("outputs", NpgsqlDbType.Array | NpgsqlDbType.Integer, _outputs);
-            p.AddWithValue("cached", NpgsqlDbType.Array | NpgsqlDbType.Integer, _cached);
-            p.AddWithValue("costs", NpgsqlDbType.Array | NpgsqlDbType.Bigint, _costs);
-            p.AddWithValue("statuses", NpgsqlDbType.Array | NpgsqlDbType.Text, _statuses);
-            p.AddWithValue("httpStatuses", NpgsqlDbType.Array | NpgsqlDbType.Integer, _httpStatuses);
-            p.AddWithValue("latencies", NpgsqlDbType.Array | NpgsqlDbType.Double, _latencies);
-            p.AddWithValue("traces", NpgsqlDbType.Array | NpgsqlDbType.Text, _traces);
-            p.AddWithValue("streams", NpgsqlDbType.Array | NpgsqlDbType.Boolean, _streams);
-            p.AddWithValue("estimated", NpgsqlDbType.Array | NpgsqlDbType.Boolean, _estimated);
-            p.AddWithValue("epochs", NpgsqlDbType.Array | NpgsqlDbType.Text, _epochs);
-            p.AddWithValue("times", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, _times);
-        }
-
-        public override bool TryReset()
-        {
-            _ids.Clear(); _tenants.Clear(); _keys.Clear(); _aliases.Clear(); _providers.Clear(); _models.Clear(); _inputs.Clear();
-            _outputs.Clear(); _cached.Clear(); _costs.Clear(); _statuses.Clear(); _httpStatuses.Clear(); _latencies.Clear();
-            _traces.Clear(); _streams.Clear(); _estimated.Clear(); _epochs.Clear(); _times.Clear();
-            return true;
-        }
     }
 }

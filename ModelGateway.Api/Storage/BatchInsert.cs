@@ -1,16 +1,56 @@
 using Microsoft.Extensions.ObjectPool;
 using Npgsql;
+using NpgsqlTypes;
 
 namespace ModelGateway.Api.Storage;
 
-/// <summary>A batch as an insert's array parameters (Npgsql writes a <see cref="List{T}"/> as an array); cleared when returned.</summary>
+/// <summary>
+/// A batch as an insert's array parameters, one <see cref="BatchColumn{T}"/> per parameter; cleared when returned. A sink lists
+/// its columns once (<see cref="All"/>), and binding and clearing both go through that list, so a column that is bound is
+/// always cleared: no record's values carry over into the next batch.
+/// </summary>
 internal abstract class BatchColumns<TRecord> : IResettable
 {
+    /// <summary>Every column of the insert, set by the sink's constructor.</summary>
+    protected IBatchColumn[] All { get; init; } = [];
+
     public abstract void Fill(IReadOnlyList<TRecord> batch);
 
-    public abstract void Bind(NpgsqlParameterCollection parameters);
+    public void Bind(NpgsqlParameterCollection parameters)
+    {
+        foreach (var column in All)
+        {
+            column.Bind(parameters);
+        }
+    }
 
-    public abstract bool TryReset();
+    public virtual bool TryReset()
+    {
+        foreach (var column in All)
+        {
+            column.Clear();
+        }
+        return true;
+    }
+}
+
+internal interface IBatchColumn
+{
+    void Bind(NpgsqlParameterCollection parameters);
+
+    void Clear();
+}
+
+/// <summary>One array parameter of an insert (Npgsql writes a <see cref="List{T}"/> as an array), kept and refilled.</summary>
+internal sealed class BatchColumn<T>(string parameter, NpgsqlDbType type) : IBatchColumn
+{
+    private readonly List<T> _values = [];
+
+    public void Add(T value) => _values.Add(value);
+
+    public void Bind(NpgsqlParameterCollection parameters) => parameters.AddWithValue(parameter, NpgsqlDbType.Array | type, _values);
+
+    public void Clear() => _values.Clear();
 }
 
 /// <summary>

@@ -33,36 +33,44 @@ internal sealed class TraceSink(NpgsqlDataSource db) : IBatchSink<TraceRecord>
         _insert.WriteAsync(batch, retry, cancellationToken);
 
     /// <summary>
-    /// One batch as the insert's array parameters (Npgsql writes a <see cref="List{T}"/> as an array). The attempts' JSON
-    /// is written into one buffer and passed as slices of it, not as a string per trace.
+    /// One batch as the insert's array parameters. The attempts' JSON is written into one buffer and passed as slices of it,
+    /// not as a string per trace.
     /// </summary>
     private sealed class Columns : BatchColumns<TraceRecord>
     {
-        private readonly List<Guid> _ids = [];
-        private readonly List<string> _traceIds = [];
-        private readonly List<DateTime> _times = [];
-        private readonly List<string> _tenants = [];
-        private readonly List<string> _keys = [];
-        private readonly List<string?> _aliases = [];
-        private readonly List<ReadOnlyMemory<char>> _attempts = [];
-        private readonly List<string?> _providers = [];
-        private readonly List<string?> _models = [];
-        private readonly List<string> _statuses = [];
-        private readonly List<int> _httpStatuses = [];
-        private readonly List<double?> _ttfts = [];
-        private readonly List<double> _latencies = [];
-        private readonly List<int> _inputs = [];
-        private readonly List<int> _outputs = [];
-        private readonly List<int> _cached = [];
-        private readonly List<long> _costs = [];
-        private readonly List<bool> _streams = [];
-        private readonly List<string?> _structured = [];
+        private readonly BatchColumn<Guid> _ids = new("ids", NpgsqlDbType.Uuid);
+        private readonly BatchColumn<string> _traceIds = new("traceIds", NpgsqlDbType.Text);
+        private readonly BatchColumn<DateTime> _times = new("times", NpgsqlDbType.TimestampTz);
+        private readonly BatchColumn<string> _tenants = new("tenants", NpgsqlDbType.Text);
+        private readonly BatchColumn<string> _keys = new("keys", NpgsqlDbType.Text);
+        private readonly BatchColumn<string?> _aliases = new("aliases", NpgsqlDbType.Text);
+        private readonly BatchColumn<ReadOnlyMemory<char>> _attempts = new("attempts", NpgsqlDbType.Jsonb);
+        private readonly BatchColumn<string?> _providers = new("providers", NpgsqlDbType.Text);
+        private readonly BatchColumn<string?> _models = new("models", NpgsqlDbType.Text);
+        private readonly BatchColumn<string> _statuses = new("statuses", NpgsqlDbType.Text);
+        private readonly BatchColumn<int> _httpStatuses = new("httpStatuses", NpgsqlDbType.Integer);
+        private readonly BatchColumn<double?> _ttfts = new("ttfts", NpgsqlDbType.Double);
+        private readonly BatchColumn<double> _latencies = new("latencies", NpgsqlDbType.Double);
+        private readonly BatchColumn<int> _inputs = new("inputs", NpgsqlDbType.Integer);
+        private readonly BatchColumn<int> _outputs = new("outputs", NpgsqlDbType.Integer);
+        private readonly BatchColumn<int> _cached = new("cached", NpgsqlDbType.Integer);
+        private readonly BatchColumn<long> _costs = new("costs", NpgsqlDbType.Bigint);
+        private readonly BatchColumn<bool> _streams = new("streams", NpgsqlDbType.Boolean);
+        private readonly BatchColumn<string?> _structured = new("structured", NpgsqlDbType.Jsonb);
         private readonly ArrayBufferWriter<byte> _json = new(256);
         private readonly Utf8JsonWriter _writer;
         private readonly List<int> _attemptsEnd = [];
         private char[] _text = new char[16 * 1024];
 
-        public Columns() => _writer = new Utf8JsonWriter(_json);
+        public Columns()
+        {
+            _writer = new Utf8JsonWriter(_json);
+            All =
+            [
+                _ids, _traceIds, _times, _tenants, _keys, _aliases, _attempts, _providers, _models, _statuses, _httpStatuses,
+                _ttfts, _latencies, _inputs, _outputs, _cached, _costs, _streams, _structured,
+            ];
+        }
 
         public override void Fill(IReadOnlyList<TraceRecord> batch)
         {
@@ -100,36 +108,11 @@ internal sealed class TraceSink(NpgsqlDataSource db) : IBatchSink<TraceRecord>
             }
         }
 
-        public override void Bind(NpgsqlParameterCollection p)
-        {
-            p.AddWithValue("ids", NpgsqlDbType.Array | NpgsqlDbType.Uuid, _ids);
-            p.AddWithValue("traceIds", NpgsqlDbType.Array | NpgsqlDbType.Text, _traceIds);
-            p.AddWithValue("times", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, _times);
-            p.AddWithValue("tenants", NpgsqlDbType.Array | NpgsqlDbType.Text, _tenants);
-            p.AddWithValue("keys", NpgsqlDbType.Array | NpgsqlDbType.Text, _keys);
-            p.AddWithValue("aliases", NpgsqlDbType.Array | NpgsqlDbType.Text, _aliases);
-            p.AddWithValue("attempts", NpgsqlDbType.Array | NpgsqlDbType.Jsonb, _attempts);
-            p.AddWithValue("providers", NpgsqlDbType.Array | NpgsqlDbType.Text, _providers);
-            p.AddWithValue("models", NpgsqlDbType.Array | NpgsqlDbType.Text, _models);
-            p.AddWithValue("statuses", NpgsqlDbType.Array | NpgsqlDbType.Text, _statuses);
-            p.AddWithValue("httpStatuses", NpgsqlDbType.Array | NpgsqlDbType.Integer, _httpStatuses);
-            p.AddWithValue("ttfts", NpgsqlDbType.Array | NpgsqlDbType.Double, _ttfts);
-            p.AddWithValue("latencies", NpgsqlDbType.Array | NpgsqlDbType.Double, _latencies);
-            p.AddWithValue("inputs", NpgsqlDbType.Array | NpgsqlDbType.Integer, _inputs);
-            p.AddWithValue("outputs", NpgsqlDbType.Array | NpgsqlDbType.Integer, _outputs);
-            p.AddWithValue("cached", NpgsqlDbType.Array | NpgsqlDbType.Integer, _cached);
-            p.AddWithValue("costs", NpgsqlDbType.Array | NpgsqlDbType.Bigint, _costs);
-            p.AddWithValue("streams", NpgsqlDbType.Array | NpgsqlDbType.Boolean, _streams);
-            p.AddWithValue("structured", NpgsqlDbType.Array | NpgsqlDbType.Jsonb, _structured);
-        }
 
         public override bool TryReset()
         {
-            _ids.Clear(); _traceIds.Clear(); _times.Clear(); _tenants.Clear(); _keys.Clear(); _aliases.Clear(); _attempts.Clear();
-            _providers.Clear(); _models.Clear(); _statuses.Clear(); _httpStatuses.Clear(); _ttfts.Clear(); _latencies.Clear();
-            _inputs.Clear(); _outputs.Clear(); _cached.Clear(); _costs.Clear(); _streams.Clear(); _structured.Clear();
             _attemptsEnd.Clear();
-            return true;
+            return base.TryReset();
         }
 
         /// <summary>Writes the attempts as a JSON array after <paramref name="used"/> chars of the text buffer; returns its end.</summary>
