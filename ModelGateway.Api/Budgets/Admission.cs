@@ -35,6 +35,9 @@ internal sealed class AdmissionTicket
 
     /// <summary>Admitted on the per-replica limit while Redis was unreachable (<see cref="RedisOutageMode.FailOpen"/>).</summary>
     public bool AdmittedLocally { get; init; }
+
+    /// <summary>The lease it was admitted from (no Redis round trip), if any; its reservation holds this request's worst case.</summary>
+    public AdmissionLease? Lease { get; set; }
     private int _settled;
 
     /// <summary>True the first time only: a ticket settles once even if two code paths try.</summary>
@@ -101,6 +104,10 @@ internal sealed partial class AdmissionService(
     ILogger<AdmissionService> logger)
 {
     private readonly BudgetOptions _options = options.Value;
+
+    /// <summary>A lease's life in <see cref="Stopwatch"/> ticks (0: leases off): at most half the rebuild grace (see <see cref="BudgetOptions.LeaseLifetime"/>).</summary>
+    private readonly long _leaseLifeTicks = (long)(Math.Min(options.Value.LeaseLifetime.TotalSeconds, options.Value.RebuildGrace.TotalSeconds / 2)
+        * Stopwatch.Frequency);
     private readonly ConcurrentDictionary<Guid, AdmissionTicket> _inFlight = new();
 
     /// <summary>
@@ -162,17 +169,40 @@ internal sealed partial class AdmissionService(
                     ReservationExpiryMs = expiry,
                     AdmittedLocally = admittedLocally,
                 };
+                // A lease of this replica may admit it in memory (see AdmissionLeases.cs); otherwise Redis does, and may
+                // grant a lease for the requests after it.
+                LeaseSlot? slot = null;
+                AdmissionTicket? candidate = null;
+                var leaseWanted = 0;
+                if (_leaseLifeTicks > 0)
+                {
+                    slot = SlotFor(tenant.Id, period);
+                    candidate = NewTicket(admittedLocally: false);
+                    if (TryAdmitFromLease(slot, candidate, minute, worstCaseTokens, tenant.BudgetMicroUsd is null ? 0 : worstCaseMicroUsd, out leaseWanted))
+                    {
+                        admitted = true;
+                        return new AdmissionResult(candidate, null, null, candidate.Lease!.Limits);
+                    }
+                }
+                var leaseId = leaseWanted > 0 ? Guid.NewGuid().ToString("N") : "";
                 RedisResult[] r;
                 try
                 {
                     var sent = SendAdmission(tenant.Id, period, keys, minute,
-                        [tenant.RequestsPerMinute ?? 0, tenant.TokensPerMinute ?? 0, tenant.BudgetMicroUsd ?? -1, worstCaseMicroUsd,
-                            worstCaseTokens, reservationMember, now.ToUnixTimeMilliseconds(), expiry, 120_000,
-                            (long)_options.ReservationTimeout.TotalMilliseconds * 2]);
+                        AdmitArgs(tenant, worstCaseMicroUsd, worstCaseTokens, reservationMember, now.ToUnixTimeMilliseconds(), expiry,
+                            leaseWanted, leaseId));
                     r = (RedisResult[])(await sent)!;
                 }
                 catch (Exception ex) when (ex is RedisException or TimeoutException)
                 {
+                    if (slot is not null)
+                    {
+                        if (leaseWanted > 0)
+                        {
+                            EndGrant(slot);
+                        }
+                        CheckLeaseEpoch(tenant.Id, period.Id, null, failed: true);
+                    }
                     LogRedisUnavailable(logger, ex.Message);
                     if (_options.WhenRedisUnavailable != RedisOutageMode.FailOpen)
                     {
@@ -195,10 +225,14 @@ internal sealed partial class AdmissionService(
                 }
                 var status = (int)r[0];
                 var limits = new RateLimitState(tenant.RequestsPerMinute, (long)r[1], tenant.TokensPerMinute, (long)r[2], resetIn);
+                if (slot is not null)
+                {
+                    OnAdmitReply(slot, tenant, period, minute, r, leaseId, granting: leaseWanted > 0, limits);
+                }
                 switch (status)
                 {
                     case 0:
-                        var ticket = NewTicket(admittedLocally: false);
+                        var ticket = candidate ?? NewTicket(admittedLocally: false);
                         _inFlight[requestId] = ticket;
                         Interlocked.Increment(ref _inFlightCount);
                         admitted = true;
@@ -288,7 +322,7 @@ internal sealed partial class AdmissionService(
                 var group = (tenant.Id, ticket.Period.Id);
                 if (!_pending.TryGetValue(group, out var batch))
                 {
-                    _pending[group] = batch = new PendingBatch(tenant.Id, KeysFor(tenant.Id, ticket.Period));
+                    _pending[group] = batch = new PendingBatch(tenant.Id, ticket.Period.Id, KeysFor(tenant.Id, ticket.Period));
                 }
                 batch.Items.Add(pending);
                 if (!othersInFlight || _options.SettlementWindow <= TimeSpan.Zero || batch.Items.Count >= AdmissionScripts.MaxSettlementsPerScript)
@@ -398,10 +432,18 @@ internal sealed partial class AdmissionService(
         {
             var s = epochOf(await sent);
             epoch = string.IsNullOrEmpty(s) ? null : s;
+            if (_leaseLifeTicks > 0)
+            {
+                CheckLeaseEpoch(batch.TenantId, batch.PeriodId, epoch);
+            }
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             LogSettleFailed(logger, batch.TenantId, batch.Items.Count, ex.Message);
+            if (_leaseLifeTicks > 0)
+            {
+                CheckLeaseEpoch(batch.TenantId, batch.PeriodId, null, failed: true);
+            }
         }
         catch (Exception ex)
         {
@@ -556,9 +598,10 @@ internal sealed partial class AdmissionService(
         public TaskCompletionSource<string?> Epoch { get; } = new();
     }
 
-    private sealed class PendingBatch(string tenantId, TenantKeys keys)
+    private sealed class PendingBatch(string tenantId, string periodId, TenantKeys keys)
     {
         public string TenantId { get; } = tenantId;
+        public string PeriodId { get; } = periodId;
         public TenantKeys Keys { get; } = keys;
         public List<PendingSettlement> Items { get; } = [];
     }

@@ -65,22 +65,32 @@ internal static class AdmissionScripts
     /// KEYS: 1 rpm window, 2 tpm window, 3 spent, 4 reserved total, 5 reservations (see <see cref="SharedFunctions"/>),
     /// 6 period marker, 7… the token windows of settlements carried (when not the current one). ARGV: 1 rpm limit (0 none),
     /// 2 tpm limit (0 none), 3 budget µ$ (-1 none), 4 worst-case µ$, 5 worst-case tokens, 6 reservation member
-    /// (<c>id:µ$</c>, the µ$ being ARGV 4), 7 now ms, 8 reservation expiry ms, 9 window ttl ms, 10 reservation keys ttl ms,
-    /// 11… settlements of the same tenant and period this replica has not sent yet, settled first so the checks see them.
-    /// Returns {status, rpm used, tpm used, spent, reserved, epoch, settlement epoch}: status 0 admitted, 1 rpm, 2 tpm,
-    /// 3 budget refused, -1 period not tracked yet (rebuild from the ledger), -2 a rebuild is in progress. Nothing of the
-    /// admission is written unless admitted (the settlements are, whatever the status). The settlements' corrections to the
-    /// reserved total and to this minute's token window are folded into the admission's own writes. An admission carrying one
-    /// settlement runs nine commands (sixteen before the amount moved into the member); alone, an admission runs seven and a
-    /// settlement six (eight each before).
+    /// (<c>id:µ$</c>, the µ$ being ARGV 4; empty for a lease alone, no request of its own), 7 now ms, 8 reservation expiry
+    /// ms, 9 window ttl ms, 10 reservation keys ttl ms, 11 lease requests wanted (0 none), 12 lease tokens wanted, 13 lease
+    /// µ$ wanted, 14 lease id, 15 lease expiry ms, 16… settlements of the same tenant and period this replica has not sent
+    /// yet, settled first so the checks see them.
+    /// Returns {status, rpm used, tpm used, spent, reserved, epoch, settlement epoch, lease requests, lease tokens, lease µ$}:
+    /// status 0 admitted, 1 rpm, 2 tpm, 3 budget refused, -1 period not tracked yet (rebuild from the ledger), -2 a rebuild
+    /// is in progress. Nothing of the admission is written unless admitted (the settlements are, whatever the status). The
+    /// settlements' corrections to the reserved total and to this minute's token window are folded into the admission's own
+    /// writes. An admission carrying one settlement runs nine commands (sixteen before the amount moved into the member);
+    /// alone, an admission runs seven and a settlement six (eight each before).
+    /// A lease (see <see cref="BudgetOptions.LeaseLifetime"/>) is granted with an admitted request, or alone: at most an
+    /// eighth of the headroom left in each limit the tenant has, and only if it holds two worst cases like this request's. Its
+    /// requests are counted in the rpm window, its tokens in the tpm window, and its µ$ as one reservation, member
+    /// <c>{lease id}:{µ$}</c> (a budgetless tenant's holds 0 µ$: the member still shows the lease is alive).
     /// </summary>
     public static readonly RedisScript Admit = new("admit", SharedFunctions + """
-        local released, carried, settledCost, deltas = release(KEYS[5], 11)
+        local released, carried, settledCost, deltas = release(KEYS[5], 16)
         local rpmLimit = tonumber(ARGV[1])
         local tpmLimit = tonumber(ARGV[2])
         local budget = tonumber(ARGV[3])
-        local cost = tonumber(ARGV[4])
-        local tokens = tonumber(ARGV[5])
+        local worstCost = tonumber(ARGV[4])
+        local worstTokens = tonumber(ARGV[5])
+        local one = 1
+        if ARGV[6] == '' then one = 0 end
+        local cost = worstCost * one
+        local tokens = worstTokens * one
         local now = tonumber(ARGV[7])
         -- One read of everything the checks need (each redis.call costs Redis about as much as the command it runs).
         local v = redis.call('MGET', KEYS[6], KEYS[3], KEYS[4], KEYS[1], KEYS[2])
@@ -111,8 +121,8 @@ internal static class AdmissionScripts
         end
         local function refuse(status, rpmUsed, epoch)
           write(0, 0)
-          if status < 0 then return {status, 0, 0, 0, 0, '', settled} end
-          return {status, rpmUsed, tpmLimit > 0 and tpm or 0, spent, reserved, epoch, settled}
+          if status < 0 then return {status, 0, 0, 0, 0, '', settled, 0, 0, 0} end
+          return {status, rpmUsed, tpmLimit > 0 and tpm or 0, spent, reserved, epoch, settled, 0, 0, 0}
         end
         local epoch = ''
         if budget >= 0 then
@@ -129,26 +139,48 @@ internal static class AdmissionScripts
         end
         local rpmUsed = 0
         if rpmLimit > 0 then rpmUsed = tonumber(v[4] or '0') end
-        if rpmLimit > 0 and rpmUsed + 1 > rpmLimit then return refuse(1, rpmUsed, epoch) end
-        if tpmLimit > 0 and tpm + tokens > tpmLimit then return refuse(2, rpmUsed, epoch) end
-        if budget >= 0 and spent + reserved + cost > budget then return refuse(3, rpmUsed, epoch) end
-        if rpmLimit > 0 then
-          rpmUsed = redis.call('INCR', KEYS[1])
-          if not v[4] then redis.call('PEXPIRE', KEYS[1], ARGV[9]) end
+        if one == 1 then
+          if rpmLimit > 0 and rpmUsed + 1 > rpmLimit then return refuse(1, rpmUsed, epoch) end
+          if tpmLimit > 0 and tpm + tokens > tpmLimit then return refuse(2, rpmUsed, epoch) end
+          if budget >= 0 and spent + reserved + cost > budget then return refuse(3, rpmUsed, epoch) end
         end
         if tpmLimit <= 0 then tokens = 0 end
         if budget < 0 then cost = 0 end
-        write(tokens, cost)
-        if budget >= 0 then
-          redis.call('ZADD', KEYS[5], ARGV[8], ARGV[6])
-          -- The reservation keys outlive any reservation in them (their ttl is twice the reservation timeout): renewed once
-          -- half of it has passed, or when the set was just created (no expiry yet), rather than two calls every time.
-          if redis.call('PTTL', KEYS[5]) < tonumber(ARGV[10]) / 2 then
-            redis.call('PEXPIRE', KEYS[4], ARGV[10])
-            redis.call('PEXPIRE', KEYS[5], ARGV[10])
+        -- The lease: an eighth of the headroom left after this request at most, and worth it only for two more like it.
+        local ln, lt, lc = tonumber(ARGV[11]), 0, 0
+        if ln > 0 then
+          if rpmLimit > 0 then ln = math.min(ln, math.floor((rpmLimit - rpmUsed - one) / 8)) end
+          if tpmLimit > 0 then
+            lt = math.min(tonumber(ARGV[12]), math.floor((tpmLimit - tpm - tokens) / 8))
+            if lt < 2 * worstTokens then ln = 0 end
           end
+          if budget >= 0 then
+            lc = math.min(tonumber(ARGV[13]), math.floor((budget - spent - reserved - cost) / 8))
+            if lc < 2 * worstCost then ln = 0 end
+          end
+          if ln < 2 then ln, lt, lc = 0, 0, 0 end
         end
-        return {0, rpmUsed, tpmLimit > 0 and tpm or 0, spent, reserved, epoch, settled}
+        if rpmLimit > 0 and one + ln > 0 then
+          rpmUsed = redis.call('INCRBY', KEYS[1], one + ln)
+          if not v[4] then redis.call('PEXPIRE', KEYS[1], ARGV[9]) end
+        end
+        write(tokens + lt, cost + lc)
+        local held = false
+        if budget >= 0 and one == 1 then
+          redis.call('ZADD', KEYS[5], ARGV[8], ARGV[6])
+          held = true
+        end
+        if ln > 0 then
+          redis.call('ZADD', KEYS[5], ARGV[15], ARGV[14] .. ':' .. fmt(lc))
+          held = true
+        end
+        -- The reservation keys outlive any reservation in them (their ttl is twice the reservation timeout): renewed once
+        -- half of it has passed, or when the set was just created (no expiry yet), rather than two calls every time.
+        if held and redis.call('PTTL', KEYS[5]) < tonumber(ARGV[10]) / 2 then
+          redis.call('PEXPIRE', KEYS[4], ARGV[10])
+          redis.call('PEXPIRE', KEYS[5], ARGV[10])
+        end
+        return {0, rpmUsed, tpmLimit > 0 and tpm or 0, spent, reserved, epoch, settled, ln, lt, lc}
         """);
 
     /// <summary>
@@ -166,6 +198,33 @@ internal static class AdmissionScripts
         if not marker then return '' end
         if cost ~= 0 then redis.call('INCRBY', KEYS[1], fmt(cost)) end
         return string.sub(marker, 3)
+        """);
+
+    /// <summary>
+    /// Ends a lease. KEYS: 1 the rpm window of the lease's minute, 2 its tpm window, 3 reserved total, 4 reservations. ARGV:
+    /// 1 lease member, 2 requests it did not use, 3 tokens it did not use, 4 reservation keys ttl ms, 5… (member, µ$,
+    /// expiry ms) of the lease's requests still in flight. Those become reservations of their own (settled as any), the
+    /// lease's reservation is released, and what it did not use goes back to the windows. If the lease is not there any more
+    /// (Redis lost its data since it was granted), nothing goes back, for the windows may hold other requests now; the
+    /// requests in flight are re-registered as after any loss. Returns 1 if the lease was there.
+    /// </summary>
+    public static readonly RedisScript Retire = new("retire", SharedFunctions + """
+        local alive = redis.call('ZREM', KEYS[4], ARGV[1]) == 1
+        local d = 0
+        for i = 5, #ARGV, 3 do
+          if redis.call('ZADD', KEYS[4], 'NX', ARGV[i + 2], ARGV[i]) == 1 then d = d + tonumber(ARGV[i + 1]) end
+        end
+        if alive then
+          d = d - amount(ARGV[1])
+          if tonumber(ARGV[2]) > 0 then correct(KEYS[1], -tonumber(ARGV[2])) end
+          if tonumber(ARGV[3]) > 0 then correct(KEYS[2], -tonumber(ARGV[3])) end
+        end
+        if d ~= 0 then
+          if redis.call('INCRBY', KEYS[3], fmt(d)) < 0 then redis.call('SET', KEYS[3], 0) end
+          redis.call('PEXPIRE', KEYS[3], ARGV[4])
+        end
+        if #ARGV >= 5 then redis.call('PEXPIRE', KEYS[4], ARGV[4]) end
+        return alive and 1 or 0
         """);
 
     /// <summary>

@@ -35,6 +35,18 @@ public sealed class BudgetOptions
     [Range(typeof(TimeSpan), "00:00:00", "00:00:10")]
     public TimeSpan SettlementWindow { get; set; } = TimeSpan.FromMilliseconds(2);
 
+    /// <summary>
+    /// How long an admission lease lives (default 250 ms; 0 turns leases off). A replica admitting a tenant's requests at a
+    /// steady rate (at least <see cref="AdmissionService.MinLeaseDemand"/> per lifetime) asks Redis, along with an admission,
+    /// for a block of the tenant's current minute and budget headroom, at most an eighth of what is left, and admits the
+    /// next requests from it in memory: no Redis round trip before the provider call. The block is reserved in Redis like a
+    /// request, so limits stay exact across replicas (a lease can refuse early elsewhere, never admit more); what it did not
+    /// use goes back when it ends. Capped at half of <see cref="RebuildGrace"/>, so a replica meets Redis during any rebuild
+    /// and re-registers what it has in flight (docs/architecture.md, admission).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:00:05")]
+    public TimeSpan LeaseLifetime { get; set; } = TimeSpan.FromMilliseconds(250);
+
     /// <summary>How long a replica waits for another one's rebuild before it refuses with 503 (default 10 s).</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:05:00")]
     public TimeSpan RebuildTimeout { get; set; } = TimeSpan.FromSeconds(10);

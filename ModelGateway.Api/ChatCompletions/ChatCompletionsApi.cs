@@ -190,7 +190,8 @@ internal static class ChatCompletionsApi
         var admitting = Stopwatch.GetTimestamp();
         var admission = await services.Admission.AdmitAsync(caller, route.Alias, worstPrompt + worstOutput,
             prices.CostMicroUsd(worstPrompt, worstOutput), aborted);
-        GatewayMetrics.Admitted(tenant.Id, admission.Ticket is { } admitted ? admitted.AdmittedLocally ? "admitted_locally" : "admitted"
+        GatewayMetrics.Admitted(tenant.Id, admission.Ticket is { } admitted
+            ? admitted.AdmittedLocally ? "admitted_locally" : admitted.Lease is not null ? "admitted_leased" : "admitted"
             : admission.Error?.StatusCode == 429 ? "refused" : "unavailable", Stopwatch.GetElapsedTime(admitting));
         admission.ApplyHeaders(context.Response);
         if (admission.Error is { } refused)

@@ -47,8 +47,8 @@ internal static class GatewayMetrics
         + "the body, policy, admission): what the gateway adds ahead of the provider, by tenant.", advice: OwnTimeBuckets);
 
     private static readonly Histogram<double> AdmissionDuration = GenAITelemetry.Meter.CreateHistogram("model_gateway.admission.duration", "s",
-        "Time admission took (the shared limit store's round trip, or the local limit while it is unreachable), by tenant and "
-        + "result (admitted, admitted_locally, refused, unavailable).", advice: OwnTimeBuckets);
+        "Time admission took (the shared limit store's round trip, this replica's lease of the tenant's headroom, or the local "
+        + "limit while the store is unreachable), by tenant and result (admitted, admitted_leased, admitted_locally, refused, unavailable).", advice: OwnTimeBuckets);
 
     public static void Routed(string tenantId, TimeSpan sinceArrival) =>
         Overhead.Record(sinceArrival.TotalSeconds, new KeyValuePair<string, object?>("model_gateway.tenant.id", tenantId));

@@ -30,7 +30,7 @@ public sealed class RedisScriptTests
         {
             var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             var r = (RedisResult[])(await AdmissionScripts.Admit.EvaluateAsync(db, keys,
-                [100, 100_000, 1_000_000, 10, tokens, id + ":10", now, now + 900_000, window, reservationKeys]))!;
+                [100, 100_000, 1_000_000, 10, tokens, id + ":10", now, now + 900_000, window, reservationKeys, 0, 0, 0, "", 0]))!;
             return (long)r[0];
         }
         async Task<long> TtlAsync(RedisKey key) => (long)((await db.KeyTimeToLiveAsync(key))?.TotalMilliseconds ?? -1);
@@ -119,7 +119,7 @@ public sealed class RedisScriptTests
             [new("p:100", now + 60_000), new("q:200", now + 60_000), new("dead:250", now - 1), new("live:50", now + 60_000)]);
         async Task<RedisResult[]> AdmitAsync(long budget, string member, params RedisValue[] settlements) =>
             (RedisResult[])(await AdmissionScripts.Admit.EvaluateAsync(db, keys,
-                [10, 1_000, budget, 400, 30, member, now, now + 60_000, 120_000, 1_800_000, .. settlements]))!;
+                [10, 1_000, budget, 400, 30, member, now, now + 60_000, 120_000, 1_800_000, 0, 0, 0, "", 0, .. settlements]))!;
         async Task<IEnumerable<string>> HeldAsync() => (await db.SortedSetRangeByRankAsync("reservations{t:z}")).Select(v => (string)v!).Order();
 
         // Refused on the budget (spent 1,100 + still held 50 + 400 > 1,500), yet the settlements and the expiry are written.
@@ -161,6 +161,75 @@ public sealed class RedisScriptTests
         Assert.Equal(1_120, (long)await db.StringGetAsync("spent{t:z}"));
         Assert.Equal(4, (long)await db.StringGetAsync("rpm{t:z}"));
         Assert.Equal(["live:50"], await HeldAsync());
+    }
+
+    [Fact]
+    public async Task A_lease_takes_at_most_an_eighth_of_the_headroom_and_its_retirement_gives_back_what_it_did_not_use()
+    {
+        await using var server = await ModelGateway.Testing.RedisServer.StartAsync();
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(server.ConnectionString);
+        var db = redis.GetDatabase();
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        RedisKey[] Keys(string t) => [$"rpm{{t:{t}}}", $"tpm{{t:{t}}}", $"spent{{t:{t}}}", $"reserved{{t:{t}}}", $"reservations{{t:{t}}}", $"marker{{t:{t}}}"];
+        async Task<long[]> AdmitAsync(string t, long rpm, long tpm, long budget, string member, long leaseRequests, string leaseId)
+        {
+            var r = (RedisResult[])(await AdmissionScripts.Admit.EvaluateAsync(db, Keys(t),
+                [rpm, tpm, budget, 400, 30, member, now, now + 900_000, 120_000, 1_800_000,
+                    leaseRequests, leaseRequests * 30, leaseRequests * 400, leaseId, now + 901_000]))!;
+            return [(long)r[0], (long)r[1], (long)r[2], (long)r[3], (long)r[4], (long)r[7], (long)r[8], (long)r[9]];
+        }
+        async Task<long> RetireAsync(string t, string lease, long requests, long tokens, params RedisValue[] inFlight)
+        {
+            var k = Keys(t);
+            return (long)await AdmissionScripts.Retire.EvaluateAsync(db, [k[0], k[1], k[3], k[4]], [lease, requests, tokens, 1_800_000, .. inFlight]);
+        }
+        async Task<long> GetAsync(string key) => (long)await db.StringGetAsync(key);
+        async Task<IEnumerable<string>> HeldAsync(string t) => (await db.SortedSetRangeByRankAsync($"reservations{{t:{t}}}")).Select(v => (string)v!).Order();
+        await db.StringSetAsync("marker{t:l}", "r:e1");
+
+        // Admitted with a lease: 12 requests ((100 - 1) / 8), 1,246 tokens ((10,000 - 30) / 8), 12,450 µ$ ((100,000 - 400) / 8).
+        Assert.Equal((long[])[0, 13, 1_276, 0, 12_850, 12, 1_246, 12_450], await AdmitAsync("l", 100, 10_000, 100_000, "a:400", 50, "L1"));
+        Assert.Equal(["L1:12450", "a:400"], await HeldAsync("l"));
+        Assert.InRange((long)(await db.KeyTimeToLiveAsync("reservations{t:l}"))!.Value.TotalMilliseconds, 1_795_000, 1_800_000);
+
+        // A lease alone (no request of its own): the eighths of what is left now; no request counted or reserved.
+        Assert.Equal((long[])[0, 23, 2_366, 0, 23_743, 10, 1_090, 10_893], await AdmitAsync("l", 100, 10_000, 100_000, "", 50, "L2"));
+        Assert.Equal(["L1:12450", "L2:10893", "a:400"], await HeldAsync("l"));
+
+        // L1 admitted five requests (150 tokens): two still in flight become reservations of their own; seven requests and
+        // 1,096 tokens go back; its 12,450 µ$ are released.
+        Assert.Equal(1, await RetireAsync("l", "L1:12450", 7, 1_096, "r1:400", 400, now + 900_000, "r2:400", 400, now + 900_000));
+        Assert.Equal(["L2:10893", "a:400", "r1:400", "r2:400"], await HeldAsync("l"));
+        Assert.Equal(23_743 - 12_450 + 800, await GetAsync("reserved{t:l}"));
+        Assert.Equal(16, await GetAsync("rpm{t:l}"));
+        Assert.Equal(2_366 - 1_096, await GetAsync("tpm{t:l}"));
+
+        // Retired twice (a retry): nothing moves.
+        Assert.Equal(0, await RetireAsync("l", "L1:12450", 7, 1_096, "r1:400", 400, now + 900_000));
+        Assert.Equal(23_743 - 12_450 + 800, await GetAsync("reserved{t:l}"));
+        Assert.Equal(16, await GetAsync("rpm{t:l}"));
+
+        // Redis lost the reservations (and other requests may fill the windows anew): nothing goes back to the windows, and
+        // the lease's request in flight is re-registered.
+        await db.KeyDeleteAsync(["reservations{t:l}", "reserved{t:l}"]);
+        Assert.Equal(0, await RetireAsync("l", "L2:10893", 5, 500, "r3:400", 400, now + 900_000));
+        Assert.Equal(["r3:400"], await HeldAsync("l"));
+        Assert.Equal(400, await GetAsync("reserved{t:l}"));
+        Assert.Equal(16, await GetAsync("rpm{t:l}"));
+        Assert.Equal(1_270, await GetAsync("tpm{t:l}"));
+
+        // Near a limit: an eighth of the headroom holds fewer than two worst cases, so no lease; the request alone is admitted.
+        await db.StringSetAsync("marker{t:n}", "r:e1");
+        Assert.Equal((long[])[0, 0, 0, 0, 400, 0, 0, 0], await AdmitAsync("n", 0, 0, 6_000, "b:400", 50, "N1"));
+        Assert.Equal(["b:400"], await HeldAsync("n"));
+        Assert.Equal((long[])[0, 1, 0, 0, 0, 0, 0, 0], await AdmitAsync("m", 10, 0, -1, "c:400", 50, "M1"));   // (10 - 1) / 8 = 1 request
+
+        // A budgetless tenant's lease holds 0 µ$; its member shows it is alive, so its retirement gives back its requests.
+        Assert.Equal((long[])[0, 9, 0, 0, 0, 8, 0, 0], await AdmitAsync("f", 1_000, 0, -1, "d:400", 8, "F1"));
+        Assert.Equal(["F1:0"], await HeldAsync("f"));
+        Assert.Equal(1, await RetireAsync("f", "F1:0", 8, 0));
+        Assert.Equal(1, await GetAsync("rpm{t:f}"));
+        Assert.Empty(await HeldAsync("f"));
     }
 
     /// <summary>An <see cref="IDatabase"/> whose script calls fail as a completed pipe writer does.</summary>
