@@ -114,9 +114,9 @@ internal sealed partial class AdmissionService : IAsyncDisposable, IDisposable
     }
 
     /// <summary>
-    /// Admits <paramref name="ticket"/> from the slot's lease if it holds the request's worst case; otherwise retires a lease
-    /// that is spent, stale or too small, and returns how many requests a lease asked for with this request's Redis admission
-    /// should hold (0: none). The ticket is registered in flight under the slot's lock, so a retirement, which marks the
+    /// Admits <paramref name="ticket"/> from the slot's lease if it holds the request's worst case. Otherwise retires a lease
+    /// that is spent, stale or too small, and sets <paramref name="leaseWanted"/> to how many requests a lease asked for with
+    /// this request's Redis admission should hold (0: none, the replica's demand is low or a grant is already on its way). The ticket is registered in flight under the slot's lock, so a retirement, which marks the
     /// lease under that lock before it collects the lease's requests in flight, sees every request admitted from it.
     /// </summary>
     private bool TryAdmitFromLease(LeaseSlot slot, AdmissionTicket ticket, long minute, int worstTokens, long worstCost, out int leaseWanted)
@@ -259,11 +259,10 @@ internal sealed partial class AdmissionService : IAsyncDisposable, IDisposable
             var nowMs = now.ToUnixTimeMilliseconds();
             var minute = nowMs / 60_000;
             var leaseId = Guid.NewGuid().ToString("N");
-            var limits = default(RateLimitState);
             var r = (RedisResult[])(await SendAdmission(tenant.Id, period, KeysFor(tenant.Id, period), minute,
                 AdmitArgs(tenant, worstCost, worstTokens, "", nowMs, 0, size, leaseId)))!;
             var resetIn = TimeSpan.FromMilliseconds((minute + 1) * 60_000 - nowMs);
-            limits = new RateLimitState(tenant.RequestsPerMinute, (long)r[1], tenant.TokensPerMinute, (long)r[2], resetIn);
+            var limits = new RateLimitState(tenant.RequestsPerMinute, (long)r[1], tenant.TokensPerMinute, (long)r[2], resetIn);
             replied = true;
             OnAdmitReply(slot, tenant, period, minute, r, leaseId, granting: true, limits);
         }
