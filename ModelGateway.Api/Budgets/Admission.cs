@@ -146,7 +146,6 @@ internal sealed partial class AdmissionService(
             {
                 var now = time.GetUtcNow();
                 var period = BudgetPeriod.For(tenant.BudgetPeriod, now);
-                var keys = KeysFor(tenant.Id, period);
                 var minute = now.ToUnixTimeMilliseconds() / 60_000;
                 var resetIn = TimeSpan.FromMilliseconds((minute + 1) * 60_000 - now.ToUnixTimeMilliseconds());
                 var requestId = Uuid7.New(now);
@@ -184,6 +183,7 @@ internal sealed partial class AdmissionService(
                         return new AdmissionResult(candidate, null, null, candidate.Lease!.Limits);
                     }
                 }
+                var keys = KeysFor(tenant.Id, period);
                 var leaseId = leaseWanted > 0 ? Guid.NewGuid().ToString("N") : "";
                 RedisResult[] r;
                 try
@@ -217,8 +217,7 @@ internal sealed partial class AdmissionService(
                     // Admitted on the local limit. The ticket is an ordinary one: settlement tries Redis (and counts the cost
                     // if it is back), the ledger row is written either way, and a rebuild after Redis lost its data counts it.
                     var local = NewTicket(admittedLocally: true);
-                    _inFlight[requestId] = local;
-                    Interlocked.Increment(ref _inFlightCount);
+                    Track(local);
                     admitted = true;
                     LogAdmittedLocally(logger, tenant.Id);
                     return new AdmissionResult(local, null, null, default);
@@ -233,8 +232,7 @@ internal sealed partial class AdmissionService(
                 {
                     case 0:
                         var ticket = candidate ?? NewTicket(admittedLocally: false);
-                        _inFlight[requestId] = ticket;
-                        Interlocked.Increment(ref _inFlightCount);
+                        Track(ticket);
                         admitted = true;
                         return new AdmissionResult(ticket, null, null, limits);
                     case 1:
@@ -554,15 +552,7 @@ internal sealed partial class AdmissionService(
         Task sent;
         lock (_sendOrder)
         {
-            foreach (var (_, t) in _inFlight)
-            {
-                if (t.Budgeted && t.Caller.Tenant.Id == tenantId && t.Period.Id == period.Id)
-                {
-                    args.Add(t.ReservationMember);
-                    args.Add(t.ReservedMicroUsd);
-                    args.Add(t.ReservationExpiryMs);
-                }
-            }
+            AddInFlightReservations(args, t => t.Caller.Tenant.Id == tenantId && t.Period.Id == period.Id);
             if (args.Count == 1)
             {
                 return;
@@ -572,6 +562,34 @@ internal sealed partial class AdmissionService(
         }
         await sent;
         LogReregistered(logger, tenantId, (args.Count - 1) / 3);
+    }
+
+    /// <summary>Registers an admitted request as in flight (settlement, re-registration and lease retirement read the set).</summary>
+    private void Track(AdmissionTicket ticket)
+    {
+        _inFlight[ticket.RequestId] = ticket;
+        Interlocked.Increment(ref _inFlightCount);
+    }
+
+    /// <summary>
+    /// Appends (member, µ$, expiry ms) of each budgeted request in flight that <paramref name="match"/> selects, as
+    /// <see cref="AdmissionScripts.Reregister"/> and <see cref="AdmissionScripts.Retire"/> take them; returns how many.
+    /// Called under <see cref="_sendOrder"/>, so none of them has a settlement sent before these.
+    /// </summary>
+    private int AddInFlightReservations(List<RedisValue> args, Func<AdmissionTicket, bool> match)
+    {
+        var count = 0;
+        foreach (var (_, t) in _inFlight)
+        {
+            if (t.Budgeted && match(t))
+            {
+                args.Add(t.ReservationMember);
+                args.Add(t.ReservedMicroUsd);
+                args.Add(t.ReservationExpiryMs);
+                count++;
+            }
+        }
+        return count;
     }
 
     /// <summary>The Redis keys of a tenant's period, built once per replica and period rather than on every request.</summary>

@@ -136,8 +136,7 @@ internal sealed partial class AdmissionService : IAsyncDisposable, IDisposable
                 if (lease.Minute == minute && now < lease.DueTimestamp && redis.IsConnected && lease.TryTake(worstTokens, worstCost))
                 {
                     ticket.Lease = lease;
-                    _inFlight[ticket.RequestId] = ticket;
-                    Interlocked.Increment(ref _inFlightCount);
+                    Track(ticket);
                     taken = true;
                     if (!slot.Granting && lease.RunningLow(now, _leaseLifeTicks))
                     {
@@ -310,7 +309,7 @@ internal sealed partial class AdmissionService : IAsyncDisposable, IDisposable
     private async Task RetireLeaseAsync(AdmissionLease lease)
     {
         Task sent;
-        var inFlight = 0;
+        int inFlight;
         lock (_sendOrder)
         {
             FlushPending(lease.TenantId);
@@ -320,16 +319,7 @@ internal sealed partial class AdmissionService : IAsyncDisposable, IDisposable
                 lease.Member, lease.CountsRequests ? lease.Requests - lease.RequestsUsed : 0,
                 lease.CountsTokens ? lease.Tokens - lease.TokensUsed : 0, ttl,
             };
-            foreach (var (_, t) in _inFlight)
-            {
-                if (t.Lease == lease && t.Budgeted)
-                {
-                    args.Add(t.ReservationMember);
-                    args.Add(t.ReservedMicroUsd);
-                    args.Add(t.ReservationExpiryMs);
-                    inFlight++;
-                }
-            }
+            inFlight = AddInFlightReservations(args, t => t.Lease == lease);
             var keys = KeysFor(lease.TenantId, lease.Period);
             sent = AdmissionScripts.Retire.EvaluateAsync(redis.GetDatabase(),
                 [keys.Rpm(lease.Minute), keys.Tpm(lease.Minute), keys.Reserved, keys.Reservations], [.. args], bySource: true);

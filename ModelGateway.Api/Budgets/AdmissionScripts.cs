@@ -62,6 +62,21 @@ internal static class AdmissionScripts
         """;
 
     /// <summary>
+    /// What <see cref="Retire"/> and <see cref="Reregister"/> share: adds the (member, µ$, expiry ms) triples in ARGV from
+    /// index <c>first</c> to the reservation set, each unless it is there already, and returns the µ$ of those it added.
+    /// </summary>
+    private const string ReserveFunction = """
+        local function reserve(resvKey, first)
+          local added = 0
+          for i = first, #ARGV, 3 do
+            if redis.call('ZADD', resvKey, 'NX', ARGV[i + 2], ARGV[i]) == 1 then added = added + tonumber(ARGV[i + 1]) end
+          end
+          return added
+        end
+
+        """;
+
+    /// <summary>
     /// KEYS: 1 rpm window, 2 tpm window, 3 spent, 4 reserved total, 5 reservations (see <see cref="SharedFunctions"/>),
     /// 6 period marker, 7… the token windows of settlements carried (when not the current one). ARGV: 1 rpm limit (0 none),
     /// 2 tpm limit (0 none), 3 budget µ$ (-1 none), 4 worst-case µ$, 5 worst-case tokens, 6 reservation member
@@ -208,12 +223,9 @@ internal static class AdmissionScripts
     /// (Redis lost its data since it was granted), nothing goes back, for the windows may hold other requests now; the
     /// requests in flight are re-registered as after any loss. Returns 1 if the lease was there.
     /// </summary>
-    public static readonly RedisScript Retire = new("retire", SharedFunctions + """
+    public static readonly RedisScript Retire = new("retire", SharedFunctions + ReserveFunction + """
         local alive = redis.call('ZREM', KEYS[4], ARGV[1]) == 1
-        local d = 0
-        for i = 5, #ARGV, 3 do
-          if redis.call('ZADD', KEYS[4], 'NX', ARGV[i + 2], ARGV[i]) == 1 then d = d + tonumber(ARGV[i + 1]) end
-        end
+        local d = reserve(KEYS[4], 5)
         if alive then
           d = d - amount(ARGV[1])
           if tonumber(ARGV[2]) > 0 then correct(KEYS[1], -tonumber(ARGV[2])) end
@@ -253,10 +265,9 @@ internal static class AdmissionScripts
     /// triples. Idempotent: a reservation that exists is left alone. That none of them has settled already is the caller's
     /// to ensure (<see cref="AdmissionService"/> sends it and the settlements in one order).
     /// </summary>
-    public static readonly RedisScript Reregister = new("reregister", """
-        for i = 2, #ARGV, 3 do
-          if redis.call('ZADD', KEYS[2], 'NX', ARGV[i + 2], ARGV[i]) == 1 then redis.call('INCRBY', KEYS[1], ARGV[i + 1]) end
-        end
+    public static readonly RedisScript Reregister = new("reregister", ReserveFunction + """
+        local added = reserve(KEYS[2], 2)
+        if added ~= 0 then redis.call('INCRBY', KEYS[1], string.format('%d', added)) end
         redis.call('PEXPIRE', KEYS[1], ARGV[1])
         redis.call('PEXPIRE', KEYS[2], ARGV[1])
         return 1
