@@ -1,5 +1,3 @@
-using System.Buffers;
-using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ModelGateway.Api.ChatCompletions;
@@ -17,67 +15,65 @@ internal static class AnthropicRequestWriter
     /// <summary>The body to POST to <c>/v1/messages</c>. Throws <see cref="UnsupportedRequestException"/> for content Anthropic cannot take.</summary>
     public static byte[] Write(ChatRequest request, RouteTarget target, AnthropicStructuredOutput? structured = null)
     {
-        var buffer = new ArrayBufferWriter<byte>(request.Body.Count * 64 + 512);
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        using var body = PooledJsonWriter.Rent(relaxedEscaping: true);
+        var writer = body.Writer;
+        writer.WriteStartObject();
+        writer.WriteString("model", target.Model);
+        // Required by Anthropic, unlike OpenAI: the client's (clamped) cap, else the route's default.
+        writer.WriteNumber("max_tokens", request.MaxTokens ?? target.DefaultMaxTokens);
+        WriteSystem(writer, request.Messages);
+        WriteMessages(writer, request.Messages);
+        var hasTools = request.Tools is { Count: > 0 };
+        if (structured is not null)
         {
-            writer.WriteStartObject();
-            writer.WriteString("model", target.Model);
-            // Required by Anthropic, unlike OpenAI: the client's (clamped) cap, else the route's default.
-            writer.WriteNumber("max_tokens", request.MaxTokens ?? target.DefaultMaxTokens);
-            WriteSystem(writer, request.Messages);
-            WriteMessages(writer, request.Messages);
-            var hasTools = request.Tools is { Count: > 0 };
-            if (structured is not null)
+            WriteTools(writer, request.Tools, structured);
+            // Alone, the response tool is forced; beside the client's tools the model must call one of them ("any"),
+            // so it either uses a client tool or answers through the schema.
+            writer.WriteStartObject("tool_choice");
+            writer.WriteString("type", hasTools ? "any" : "tool");
+            if (!hasTools)
             {
-                WriteTools(writer, request.Tools, structured);
-                // Alone, the response tool is forced; beside the client's tools the model must call one of them ("any"),
-                // so it either uses a client tool or answers through the schema.
-                writer.WriteStartObject("tool_choice");
-                writer.WriteString("type", hasTools ? "any" : "tool");
-                if (!hasTools)
-                {
-                    writer.WriteString("name", structured.ToolName);
-                }
-                writer.WriteEndObject();
-            }
-            else if (hasTools)
-            {
-                WriteTools(writer, request.Tools!, null);
-                WriteToolChoice(writer, request.ToolChoice, request.Body["parallel_tool_calls"]);
-            }
-            if (request.Stop.Count > 0)
-            {
-                writer.WriteStartArray("stop_sequences");
-                foreach (var stop in request.Stop)
-                {
-                    writer.WriteStringValue(stop);
-                }
-                writer.WriteEndArray();
-            }
-            if (request.Temperature is { } temperature)
-            {
-                // OpenAI accepts 0..2, Anthropic 0..1 (API reference, "temperature"). Values above 1 are clamped to 1, not
-                // scaled: 1 is already Anthropic's most varied setting, and scaling would change the meaning of 0..1.
-                writer.WriteNumber("temperature", Math.Min(temperature, 1.0));
-            }
-            if (request.TopP is { } topP)
-            {
-                writer.WriteNumber("top_p", topP);
-            }
-            if (request.Body["user"] is JsonValue user && user.GetValueKind() == JsonValueKind.String)
-            {
-                // OpenAI's end-user id has its counterpart in metadata.user_id.
-                writer.WriteStartObject("metadata");
-                writer.WriteString("user_id", user.GetValue<string>());
-                writer.WriteEndObject();
-            }
-            if (request.Stream)
-            {
-                writer.WriteBoolean("stream", true);
+                writer.WriteString("name", structured.ToolName);
             }
             writer.WriteEndObject();
         }
-        return buffer.WrittenSpan.ToArray();
+        else if (hasTools)
+        {
+            WriteTools(writer, request.Tools!, null);
+            WriteToolChoice(writer, request.ToolChoice, request.Body["parallel_tool_calls"]);
+        }
+        if (request.Stop.Count > 0)
+        {
+            writer.WriteStartArray("stop_sequences");
+            foreach (var stop in request.Stop)
+            {
+                writer.WriteStringValue(stop);
+            }
+            writer.WriteEndArray();
+        }
+        if (request.Temperature is { } temperature)
+        {
+            // OpenAI accepts 0..2, Anthropic 0..1 (API reference, "temperature"). Values above 1 are clamped to 1, not
+            // scaled: 1 is already Anthropic's most varied setting, and scaling would change the meaning of 0..1.
+            writer.WriteNumber("temperature", Math.Min(temperature, 1.0));
+        }
+        if (request.TopP is { } topP)
+        {
+            writer.WriteNumber("top_p", topP);
+        }
+        if (request.Body["user"] is JsonValue user && user.GetValueKind() == JsonValueKind.String)
+        {
+            // OpenAI's end-user id has its counterpart in metadata.user_id.
+            writer.WriteStartObject("metadata");
+            writer.WriteString("user_id", user.GetValue<string>());
+            writer.WriteEndObject();
+        }
+        if (request.Stream)
+        {
+            writer.WriteBoolean("stream", true);
+        }
+        writer.WriteEndObject();
+        return body.ToArray();
     }
 
     /// <summary>

@@ -1,6 +1,4 @@
-using System.Buffers;
 using System.Text;
-using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -62,54 +60,46 @@ internal static class AnthropicResponse
         {
             finish = "stop"; // the model answered through the response tool: for the client that is an ordinary answer
         }
-        var buffer = new ArrayBufferWriter<byte>(body.Length + 256);
-        using (var w = new Utf8JsonWriter(buffer, WriterOptions))
+        using var translated = PooledJsonWriter.Rent(relaxedEscaping: true);
+        var w = translated.Writer;
+        w.WriteStartObject();
+        WriteStringOrNull(w, "id"u8, id);
+        w.WriteString("object"u8, "chat.completion"u8);
+        w.WriteNumber("created"u8, created);
+        WriteStringOrNull(w, "model"u8, model);
+        w.WriteStartArray("choices"u8);
+        w.WriteStartObject();
+        w.WriteNumber("index"u8, 0);
+        w.WriteStartObject("message"u8);
+        w.WriteString("role"u8, "assistant"u8);
+        WriteStringOrNull(w, "content"u8, content.Text);
+        w.WriteNull("refusal"u8);
+        if (content.ToolCalls is { } calls)
         {
-            w.WriteStartObject();
-            WriteStringOrNull(w, "id"u8, id);
-            w.WriteString("object"u8, "chat.completion"u8);
-            w.WriteNumber("created"u8, created);
-            WriteStringOrNull(w, "model"u8, model);
-            w.WriteStartArray("choices"u8);
-            w.WriteStartObject();
-            w.WriteNumber("index"u8, 0);
-            w.WriteStartObject("message"u8);
-            w.WriteString("role"u8, "assistant"u8);
-            WriteStringOrNull(w, "content"u8, content.Text);
-            w.WriteNull("refusal"u8);
-            if (content.ToolCalls is { } calls)
+            w.WriteStartArray("tool_calls"u8);
+            foreach (var call in calls)
             {
-                w.WriteStartArray("tool_calls"u8);
-                foreach (var call in calls)
-                {
-                    w.WriteStartObject();
-                    WriteStringOrNull(w, "id"u8, call.Id);
-                    w.WriteString("type"u8, "function"u8);
-                    w.WriteStartObject("function"u8);
-                    WriteStringOrNull(w, "name"u8, call.Name);
-                    w.WriteString("arguments"u8, call.Arguments);
-                    w.WriteEndObject();
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
+                w.WriteStartObject();
+                WriteStringOrNull(w, "id"u8, call.Id);
+                w.WriteString("type"u8, "function"u8);
+                w.WriteStartObject("function"u8);
+                WriteStringOrNull(w, "name"u8, call.Name);
+                w.WriteString("arguments"u8, call.Arguments);
+                w.WriteEndObject();
+                w.WriteEndObject();
             }
-            w.WriteEndObject();
-            w.WriteNull("logprobs"u8);
-            WriteStringOrNull(w, "finish_reason"u8, finish);
-            w.WriteEndObject();
             w.WriteEndArray();
-            w.WritePropertyName("usage"u8);
-            usage.WriteOpenAIUsage(w);
-            w.WriteEndObject();
         }
-        return new ProviderCompletion(buffer.WrittenMemory, usage, id, model, finish);
+        w.WriteEndObject();
+        w.WriteNull("logprobs"u8);
+        WriteStringOrNull(w, "finish_reason"u8, finish);
+        w.WriteEndObject();
+        w.WriteEndArray();
+        w.WritePropertyName("usage"u8);
+        usage.WriteOpenAIUsage(w);
+        w.WriteEndObject();
+        return new ProviderCompletion(translated.ToArray(), usage, id, model, finish);
     }
-
-    /// <summary>
-    /// Answers are JSON for API clients, never embedded in HTML: only JSON's own escaping is needed (as in the streaming
-    /// translator), which keeps non-ASCII text at its UTF-8 size instead of six bytes per <c>\uXXXX</c> escape.
-    /// </summary>
-    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     private sealed record ToolCall(string? Id, string? Name, string Arguments);
 

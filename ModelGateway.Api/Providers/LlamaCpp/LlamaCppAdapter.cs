@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -159,12 +158,9 @@ internal sealed class LlamaCppAdapter(IOptions<GatewayOptions> options, ITokenCo
 
     private static byte[] Serialize(JsonObject node)
     {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            node.WriteTo(writer);
-        }
-        return buffer.WrittenSpan.ToArray();
+        using var body = PooledJsonWriter.Rent(relaxedEscaping: false);
+        node.WriteTo(body.Writer);
+        return body.ToArray();
     }
 
     private sealed class LlamaStreamState(ProviderCall call) : StreamState(call)

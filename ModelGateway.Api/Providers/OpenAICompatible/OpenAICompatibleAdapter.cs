@@ -72,78 +72,76 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
     /// <summary>The upstream body: the client's fields in their order, with the overrides described on the class.</summary>
     protected virtual byte[] BuildRequestBody(ChatRequest request, string upstreamModel)
     {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>(request.Body.Count * 64 + 256);
-        using (var writer = new Utf8JsonWriter(buffer))
+        using var body = PooledJsonWriter.Rent(relaxedEscaping: false);
+        var writer = body.Writer;
+        writer.WriteStartObject();
+        var wroteCap = false;
+        foreach (var (name, value) in request.Body)
         {
-            writer.WriteStartObject();
-            var wroteCap = false;
-            foreach (var (name, value) in request.Body)
+            switch (name)
             {
-                switch (name)
-                {
-                    case "model":
-                        writer.WriteString("model", upstreamModel);
-                        continue;
-                    case "stream_options":
-                        continue;
-                    case "max_tokens" or "max_completion_tokens":
-                        if (request.MaxTokens is { } cap && !(wroteCap && MaxTokensField is not null))
-                        {
-                            writer.WriteNumber(MaxTokensField ?? name, cap);
-                            wroteCap = true;
-                        }
-                        continue;
-                }
-                if (GatewayOnlyFields.Contains(name))
-                {
+                case "model":
+                    writer.WriteString("model", upstreamModel);
                     continue;
-                }
-                writer.WritePropertyName(name);
-                if (value is null)
-                {
-                    writer.WriteNullValue();
-                }
-                else
-                {
-                    value.WriteTo(writer);
-                }
-            }
-            if (StructuredOutput.ResponseSchema.Read(request) is { Source: StructuredOutput.ResponseSchemaSource.Extension } extension)
-            {
-                WriteResponseFormat(writer, extension);
-            }
-            if (!wroteCap && request.MaxTokens is { } clamp)
-            {
-                writer.WriteNumber(MaxTokensField ?? "max_tokens", clamp);
-            }
-            if (request.Stream)
-            {
-                writer.WriteStartObject("stream_options");
-                if (request.Body["stream_options"] is JsonObject clientOptions)
-                {
-                    foreach (var (name, value) in clientOptions)
+                case "stream_options":
+                    continue;
+                case "max_tokens" or "max_completion_tokens":
+                    if (request.MaxTokens is { } cap && !(wroteCap && MaxTokensField is not null))
                     {
-                        if (name != "include_usage")
+                        writer.WriteNumber(MaxTokensField ?? name, cap);
+                        wroteCap = true;
+                    }
+                    continue;
+            }
+            if (GatewayOnlyFields.Contains(name))
+            {
+                continue;
+            }
+            writer.WritePropertyName(name);
+            if (value is null)
+            {
+                writer.WriteNullValue();
+            }
+            else
+            {
+                value.WriteTo(writer);
+            }
+        }
+        if (StructuredOutput.ResponseSchema.Read(request) is { Source: StructuredOutput.ResponseSchemaSource.Extension } extension)
+        {
+            WriteResponseFormat(writer, extension);
+        }
+        if (!wroteCap && request.MaxTokens is { } clamp)
+        {
+            writer.WriteNumber(MaxTokensField ?? "max_tokens", clamp);
+        }
+        if (request.Stream)
+        {
+            writer.WriteStartObject("stream_options");
+            if (request.Body["stream_options"] is JsonObject clientOptions)
+            {
+                foreach (var (name, value) in clientOptions)
+                {
+                    if (name != "include_usage")
+                    {
+                        writer.WritePropertyName(name);
+                        if (value is null)
                         {
-                            writer.WritePropertyName(name);
-                            if (value is null)
-                            {
-                                writer.WriteNullValue();
-                            }
-                            else
-                            {
-                                value.WriteTo(writer);
-                            }
+                            writer.WriteNullValue();
+                        }
+                        else
+                        {
+                            value.WriteTo(writer);
                         }
                     }
                 }
-                writer.WriteBoolean("include_usage", true);
-                writer.WriteEndObject();
             }
-            WriteExtraFields(writer, request);
+            writer.WriteBoolean("include_usage", true);
             writer.WriteEndObject();
         }
-        return buffer.WrittenSpan.ToArray();
+        WriteExtraFields(writer, request);
+        writer.WriteEndObject();
+        return body.ToArray();
     }
 
     /// <summary>
