@@ -259,6 +259,8 @@ internal static class GenAITelemetry
 
         public StreamEvent Current => _inner.Current;
 
+        // Called once per stream event and awaited once: its state machine is pooled rather than allocated per event.
+        [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
         public async ValueTask<bool> MoveNextAsync()
         {
             try

@@ -22,7 +22,7 @@ internal static class ChunkScan
         var choices = 0;
         TokenUsage? usage = null;
         string? finish = null;
-        StringBuilder? text = null;
+        var text = new JoinedText();
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             if (reader.ValueTextEquals("error"u8))
@@ -72,11 +72,11 @@ internal static class ChunkScan
         }
         return choices == 0
             ? new StreamEvent(StreamEventKind.Usage, data, usage)
-            : new StreamEvent(StreamEventKind.Chunk, data, usage, finish, text?.ToString());
+            : new StreamEvent(StreamEventKind.Chunk, data, usage, finish, text.Value);
     }
 
     /// <summary>One element of <c>choices</c>: the last string finish reason wins; text is the delta's content, then its tool-call arguments.</summary>
-    private static void ReadChoice(ref Utf8JsonReader reader, ref string? finish, ref StringBuilder? text)
+    private static void ReadChoice(ref Utf8JsonReader reader, ref string? finish, ref JoinedText text)
     {
         if (reader.TokenType != JsonTokenType.StartObject)
         {
@@ -102,7 +102,7 @@ internal static class ChunkScan
         }
     }
 
-    private static void ReadDelta(ref Utf8JsonReader reader, ref StringBuilder? text)
+    private static void ReadDelta(ref Utf8JsonReader reader, ref JoinedText text)
     {
         if (reader.TokenType != JsonTokenType.StartObject)
         {
@@ -110,7 +110,7 @@ internal static class ChunkScan
             return;
         }
         string? content = null;
-        StringBuilder? arguments = null;
+        var arguments = new JoinedText();
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             if (reader.ValueTextEquals("content"u8))
@@ -129,7 +129,7 @@ internal static class ChunkScan
                 {
                     if (ReadArguments(ref reader) is { } a)
                     {
-                        (arguments ??= new StringBuilder()).Append(a);
+                        arguments.Add(a);
                     }
                 }
             }
@@ -142,11 +142,11 @@ internal static class ChunkScan
         // Content before arguments, whatever order the fields came in, as the text was always assembled.
         if (content is not null)
         {
-            (text ??= new StringBuilder()).Append(content);
+            text.Add(content);
         }
-        if (arguments is not null)
+        if (arguments.Value is { } joined)
         {
-            (text ??= new StringBuilder()).Append(arguments);
+            text.Add(joined);
         }
     }
 
@@ -187,5 +187,27 @@ internal static class ChunkScan
             }
         }
         return arguments;
+    }
+
+    /// <summary>
+    /// Text pieces joined in order. The usual chunk has one piece (one choice's content), which is kept as it is: a builder is
+    /// made only for a second piece, so a plain content chunk costs its one string.
+    /// </summary>
+    private struct JoinedText
+    {
+        private string? _first;
+        private StringBuilder? _more;
+
+        public void Add(string piece)
+        {
+            if (_first is null)
+            {
+                _first = piece;
+                return;
+            }
+            (_more ??= new StringBuilder(_first)).Append(piece);
+        }
+
+        public readonly string? Value => _more?.ToString() ?? _first;
     }
 }

@@ -38,6 +38,13 @@ public sealed class ChunkScanTests
     }
 
     [Fact]
+    public void Empty_content_is_text_and_later_arguments_join_it()
+    {
+        Assert.Equal("", Scan("""{"choices":[{"delta":{"content":""}}]}""").ContentDelta);
+        Assert.Equal("{}", Scan("""{"choices":[{"delta":{"content":"","tool_calls":[{"function":{"arguments":"{"}},{"function":{"arguments":"}"}}]}}]}""").ContentDelta);
+    }
+
+    [Fact]
     public void Usage_only_chunk_carries_the_usage()
     {
         var e = Scan("""{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":2}}}""");
