@@ -64,7 +64,10 @@ public static class ServiceDefaultsExtensions
                     // Probes would drown the traces that matter.
                     o.Filter = ctx => !ctx.Request.Path.StartsWithSegments(HealthEndpointPath)
                                       && !ctx.Request.Path.StartsWithSegments(AlivenessEndpointPath))
-                .AddHttpClientInstrumentation());
+                // HttpClient's own spans (.NET 9+: the "System.Net.Http" source, with the OpenTelemetry HTTP client semantic
+                // conventions). The instrumentation package would listen to its DiagnosticListener as well, adding a callback
+                // per request and a second traceparent injection (docs/benchmark.md, session 16).
+                .AddSource("System.Net.Http"));
 
         // Aspire sets OTEL_EXPORTER_OTLP_ENDPOINT for every resource; any OTLP backend works the same way.
         if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))

@@ -3,12 +3,19 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Net;
 using ModelGateway.Api.Tests.Support;
+using OpenTelemetry.Trace;
 
 namespace ModelGateway.Api.Tests.Telemetry;
 
 /// <summary>An alias whose only target fails, with a fallback alias that answers: one failed attempt, then a fallback.</summary>
 public sealed class TelemetryFixture : GatewayFixture
 {
+    /// <summary>What the gateway's own OpenTelemetry pipeline (ServiceDefaults) exported, to see which sources it records.</summary>
+    public ExportedSpans Exported { get; } = new();
+
+    protected override void ConfigureServices(Microsoft.Extensions.DependencyInjection.IServiceCollection services) =>
+        services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddInMemoryExporter(Exported));
+
     protected override IEnumerable<KeyValuePair<string, string?>> ExtraSettings => new Dictionary<string, string?>
     {
         ["Gateway:Routes:primary-fails:Targets:0:Provider"] = "openrouter",
@@ -102,7 +109,15 @@ public sealed class GenAITelemetryTests(TelemetryFixture fx) : IClassFixture<Tel
         Assert.True(spans.Single(s => s.DisplayName == "EVALSHA admit").StartTimeUtc < attempts[0].StartTimeUtc, "admission comes before the first attempt");
 
         // The HTTP call to the provider is a child of its attempt span, so the trace context reaching the provider is the attempt's.
-        Assert.Contains(spans, s => s.Source.Name == "System.Net.Http" && s.ParentSpanId == ok.SpanId);
+        var call = Assert.Single(spans, s => s.Source.Name == "System.Net.Http" && s.ParentSpanId == ok.SpanId);
+        // The gateway's pipeline records HttpClient's own span (the "System.Net.Http" source, no instrumentation package),
+        // with the HTTP client semantic conventions.
+        var exported = Assert.Single(fx.Exported.Snapshot(), s => s.SpanId == call.SpanId);
+        Assert.Equal(ActivityKind.Client, exported.Kind);
+        Assert.Equal("POST", exported.GetTagItem("http.request.method"));
+        Assert.Equal(200, exported.GetTagItem("http.response.status_code"));
+        Assert.Equal("127.0.0.1", exported.GetTagItem("server.address"));
+        Assert.Contains(fx.Exported.Snapshot(), s => s.SpanId == ok.SpanId);
 
         // Content capture is off by default: no tag or event anywhere carries the prompt or the answer.
         Assert.DoesNotContain(spans.SelectMany(s => s.Events), e => e.Name.StartsWith("gen_ai.", StringComparison.Ordinal));
@@ -134,5 +149,27 @@ public sealed class GenAITelemetryTests(TelemetryFixture fx) : IClassFixture<Tel
         Assert.Equal("{token}", seen["gen_ai.client.token.usage"]);
         Assert.Equal("s", seen["gen_ai.client.operation.duration"]);
         Assert.Equal("{attempt}", seen["model_gateway.upstream.attempts"]);
+    }
+}
+
+/// <summary>An exporter's collection that takes spans from any thread (the pipeline sees every gateway in the test process).</summary>
+public sealed class ExportedSpans : System.Collections.ObjectModel.Collection<Activity>
+{
+    private readonly Lock _lock = new();
+
+    public Activity[] Snapshot()
+    {
+        lock (_lock)
+        {
+            return [.. this];
+        }
+    }
+
+    protected override void InsertItem(int index, Activity item)
+    {
+        lock (_lock)
+        {
+            base.InsertItem(Count, item);
+        }
     }
 }
