@@ -116,8 +116,9 @@ internal sealed partial class AdmissionService : IAsyncDisposable, IDisposable
     /// <summary>
     /// Admits <paramref name="ticket"/> from the slot's lease if it holds the request's worst case. Otherwise retires a lease
     /// that is spent, stale or too small, and sets <paramref name="leaseWanted"/> to how many requests a lease asked for with
-    /// this request's Redis admission should hold (0: none, the replica's demand is low or a grant is already on its way). The ticket is registered in flight under the slot's lock, so a retirement, which marks the
-    /// lease under that lock before it collects the lease's requests in flight, sees every request admitted from it.
+    /// this request's Redis admission should hold (0: none, the replica's demand is low or a grant is already on its way).
+    /// The ticket is registered in flight under the slot's lock, so a retirement, which marks the lease under that lock
+    /// before it collects the lease's requests in flight, sees every request admitted from it.
     /// </summary>
     private bool TryAdmitFromLease(LeaseSlot slot, AdmissionTicket ticket, long minute, int worstTokens, long worstCost, out int leaseWanted)
     {

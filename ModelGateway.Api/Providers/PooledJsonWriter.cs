@@ -21,9 +21,13 @@ internal readonly ref struct PooledJsonWriter
     /// <summary>Buffers larger than this are not kept for the next body.</summary>
     internal const int MaxRetainedBytes = 64 * 1024;
 
-    /// <summary>JSON's own escaping only: bodies go to APIs, never into HTML, so non-ASCII text keeps its UTF-8 size.</summary>
-    private static readonly ObjectPool<Scratch> Relaxed =
-        new DefaultObjectPool<Scratch>(new Policy(new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+    /// <summary>
+    /// JSON's own escaping only, for JSON the gateway writes for API clients and providers (translated answers and chunks,
+    /// request bodies): never embedded in HTML, so non-ASCII text keeps its UTF-8 size instead of six bytes per \uXXXX.
+    /// </summary>
+    internal static readonly JsonWriterOptions RelaxedOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    private static readonly ObjectPool<Scratch> Relaxed = new DefaultObjectPool<Scratch>(new Policy(RelaxedOptions));
 
     private static readonly ObjectPool<Scratch> Default = new DefaultObjectPool<Scratch>(new Policy(default));
 

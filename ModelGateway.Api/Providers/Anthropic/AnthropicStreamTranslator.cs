@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ModelGateway.Api.Errors;
@@ -49,9 +48,8 @@ internal sealed class AnthropicStreamTranslator
     {
         _created = created;
         _structured = structured;
-        // Chunk text is JSON for API clients, never embedded in HTML: only JSON's own escaping is needed, which keeps
-        // non-ASCII text at its UTF-8 size instead of six bytes per \uXXXX escape.
-        _writer = new Utf8JsonWriter(_buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+        // One writer for the whole stream (the pooled ones are for bodies written at once), with the same escaping.
+        _writer = new Utf8JsonWriter(_buffer, PooledJsonWriter.RelaxedOptions);
     }
 
     /// <summary>Whether <c>message_stop</c> has arrived: anything less is a stream cut short.</summary>
