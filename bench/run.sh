@@ -190,82 +190,82 @@ fi
 rm -f bench/results/run-*.json
 run_files=()
 for run in $(seq 1 "$RUNS"); do
-[ "$RUNS" -gt 1 ] && echo "run $run of $RUNS"
-json="bench/results/run-$run.json"
-echo "[" > "$json"; first=1
-printf '%-8s %-7s %-9s %5s %9s %9s %9s %10s %10s %9s %7s %6s\n' target kind protocol conns req/s p50_ms p99_ms added_p50 added_p99 cpu_us/req rss_MB core1%
-unset base50 base99 bttfc50 bttfc99 bgap99 bgapmax bpath99 bdeliv99 brise99
-declare -A base50 base99 bttfc50 bttfc99 bgap99 bgapmax bpath99 bdeliv99 brise99
-probe_rows=()
-for proto in $PROTOS; do
-  for kind in $KINDS; do
-    for c in $CONNS; do
-      for target in $TARGETS; do
-        bf="$work/body.json"; body "$target" "$kind" "$proto" > "$bf"
-        t=$([ "$c" -eq 1 ] && echo 1 || echo 2)
-        [ "$target" = gateway ] && vacuum_stores
-        BODY_FILE=$bf taskset -c 1 wrk -t"$t" -c"$c" -d"${WARMUP}s" -s bench/load.lua "$(url "$target" "$proto")" >/dev/null 2>&1 || true
-        pid=$(pid_of "$target"); before=$(cpu_ticks "$pid"); c1before=$(core1_ticks)
-        out=$(BODY_FILE=$bf taskset -c 1 wrk -t"$t" -c"$c" -d"${DURATION}s" --timeout 10s -s bench/load.lua "$(url "$target" "$proto")" 2>&1 || true)
-        after=$(cpu_ticks "$pid"); c1after=$(core1_ticks)
-        core1=$(echo "$c1before $c1after" | awk '{ if ($4 > $2) printf "%.0f", ($3-$1)*100/($4-$2); else print 0 }')
-        rss=$(awk '/VmHWM/{print $2/1024}' /proc/$pid/status)
-        r=$(printf '%s\n' "$out" | grep '^RESULT' || echo "RESULT requests=0 duration_us=1 p50_us=0 p99_us=0 errors=1 non2xx=0")
-        eval "$(printf '%s' "${r#RESULT }" | tr ' ' '\n' | sed 's/^/local_/')"
-        rps=$(awk -v n="$local_requests" -v d="$local_duration_us" 'BEGIN{printf "%.0f", n/(d/1e6)}')
-        cpu=$(awk -v a="$after" -v b="$before" -v hz="$hz" -v n="$local_requests" 'BEGIN{ if (n>0) printf "%.0f", (a-b)*1e6/hz/n; else print "nan"}')
-        key="$proto/$kind/$c"
-        if [ "$target" = direct ]; then base50[$key]=$local_p50_us; base99[$key]=$local_p99_us; fi
-        a50=$(awk -v x="$local_p50_us" -v b="${base50[$key]:-0}" 'BEGIN{printf "%.3f", (x-b)/1000}')
-        a99=$(awk -v x="$local_p99_us" -v b="${base99[$key]:-0}" 'BEGIN{printf "%.3f", (x-b)/1000}')
-        errs=$((local_errors + local_non2xx))
-        extra=""
-        if [ "$kind" = stream ] && [ "$PROBE" = 1 ]; then
-          pb="$work/paced.json"; paced_body "$target" "$proto" > "$pb"
-          pr=$(DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 taskset -c 1 dotnet bench/StreamProbe/bin/Release/net10.0/StreamProbe.dll --url "$(url "$target" "$proto")" --body "$pb" \
-            --connections "$c" --duration "$DURATION" --warmup "$WARMUP" 2>&1 | grep '^RESULT' \
-            || echo "RESULT requests=0 errors=1 ttfc_p50_us=0 ttfc_p99_us=0 gap_p50_us=0 gap_p99_us=0 gap_max_us=0 events_per_request=0 stamped=0 path_p50_us=0 path_p99_us=0 delivery_p50_us=0 delivery_p99_us=0 rise_p99_us=0 rise_max_us=0")
-          eval "$(printf '%s' "${pr#RESULT }" | tr ' ' '\n' | sed 's/^/probe_/')"
-          if [ "$target" = direct ]; then
-            bttfc50[$key]=$probe_ttfc_p50_us; bttfc99[$key]=$probe_ttfc_p99_us; bgap99[$key]=$probe_gap_p99_us; bgapmax[$key]=$probe_gap_max_us
-            bpath99[$key]=$probe_path_p99_us; bdeliv99[$key]=$probe_delivery_p99_us; brise99[$key]=$probe_rise_p99_us
+  [ "$RUNS" -gt 1 ] && echo "run $run of $RUNS"
+  json="bench/results/run-$run.json"
+  echo "[" > "$json"; first=1
+  printf '%-8s %-7s %-9s %5s %9s %9s %9s %10s %10s %9s %7s %6s\n' target kind protocol conns req/s p50_ms p99_ms added_p50 added_p99 cpu_us/req rss_MB core1%
+  unset base50 base99 bttfc50 bttfc99 bgap99 bgapmax bpath99 bdeliv99 brise99
+  declare -A base50 base99 bttfc50 bttfc99 bgap99 bgapmax bpath99 bdeliv99 brise99
+  probe_rows=()
+  for proto in $PROTOS; do
+    for kind in $KINDS; do
+      for c in $CONNS; do
+        for target in $TARGETS; do
+          bf="$work/body.json"; body "$target" "$kind" "$proto" > "$bf"
+          t=$([ "$c" -eq 1 ] && echo 1 || echo 2)
+          [ "$target" = gateway ] && vacuum_stores
+          BODY_FILE=$bf taskset -c 1 wrk -t"$t" -c"$c" -d"${WARMUP}s" -s bench/load.lua "$(url "$target" "$proto")" >/dev/null 2>&1 || true
+          pid=$(pid_of "$target"); before=$(cpu_ticks "$pid"); c1before=$(core1_ticks)
+          out=$(BODY_FILE=$bf taskset -c 1 wrk -t"$t" -c"$c" -d"${DURATION}s" --timeout 10s -s bench/load.lua "$(url "$target" "$proto")" 2>&1 || true)
+          after=$(cpu_ticks "$pid"); c1after=$(core1_ticks)
+          core1=$(echo "$c1before $c1after" | awk '{ if ($4 > $2) printf "%.0f", ($3-$1)*100/($4-$2); else print 0 }')
+          rss=$(awk '/VmHWM/{print $2/1024}' /proc/$pid/status)
+          r=$(printf '%s\n' "$out" | grep '^RESULT' || echo "RESULT requests=0 duration_us=1 p50_us=0 p99_us=0 errors=1 non2xx=0")
+          eval "$(printf '%s' "${r#RESULT }" | tr ' ' '\n' | sed 's/^/local_/')"
+          rps=$(awk -v n="$local_requests" -v d="$local_duration_us" 'BEGIN{printf "%.0f", n/(d/1e6)}')
+          cpu=$(awk -v a="$after" -v b="$before" -v hz="$hz" -v n="$local_requests" 'BEGIN{ if (n>0) printf "%.0f", (a-b)*1e6/hz/n; else print "nan"}')
+          key="$proto/$kind/$c"
+          if [ "$target" = direct ]; then base50[$key]=$local_p50_us; base99[$key]=$local_p99_us; fi
+          a50=$(awk -v x="$local_p50_us" -v b="${base50[$key]:-0}" 'BEGIN{printf "%.3f", (x-b)/1000}')
+          a99=$(awk -v x="$local_p99_us" -v b="${base99[$key]:-0}" 'BEGIN{printf "%.3f", (x-b)/1000}')
+          errs=$((local_errors + local_non2xx))
+          extra=""
+          if [ "$kind" = stream ] && [ "$PROBE" = 1 ]; then
+            pb="$work/paced.json"; paced_body "$target" "$proto" > "$pb"
+            pr=$(DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 taskset -c 1 dotnet bench/StreamProbe/bin/Release/net10.0/StreamProbe.dll --url "$(url "$target" "$proto")" --body "$pb" \
+              --connections "$c" --duration "$DURATION" --warmup "$WARMUP" 2>&1 | grep '^RESULT' \
+              || echo "RESULT requests=0 errors=1 ttfc_p50_us=0 ttfc_p99_us=0 gap_p50_us=0 gap_p99_us=0 gap_max_us=0 events_per_request=0 stamped=0 path_p50_us=0 path_p99_us=0 delivery_p50_us=0 delivery_p99_us=0 rise_p99_us=0 rise_max_us=0")
+            eval "$(printf '%s' "${pr#RESULT }" | tr ' ' '\n' | sed 's/^/probe_/')"
+            if [ "$target" = direct ]; then
+              bttfc50[$key]=$probe_ttfc_p50_us; bttfc99[$key]=$probe_ttfc_p99_us; bgap99[$key]=$probe_gap_p99_us; bgapmax[$key]=$probe_gap_max_us
+              bpath99[$key]=$probe_path_p99_us; bdeliv99[$key]=$probe_delivery_p99_us; brise99[$key]=$probe_rise_p99_us
+            fi
+            ms() { awk -v x="$1" -v b="${2:-0}" 'BEGIN{printf "%.3f", (x-b)/1000}'; }
+            probe_rows+=("$(printf '%-8s %-9s %5s %8s %8s %8s %8s %8s %9s %8s %10s %8s %10s %8s %6s' "$target" "$proto" "$c" "$probe_requests" \
+              "$(ms "$probe_ttfc_p50_us")" "$(ms "$probe_ttfc_p99_us")" "$(ms "$probe_path_p50_us")" "$(ms "$probe_path_p99_us")" "$(ms "$probe_path_p99_us" "${bpath99[$key]}")" \
+              "$(ms "$probe_delivery_p99_us")" "$(ms "$probe_delivery_p99_us" "${bdeliv99[$key]}")" "$(ms "$probe_rise_p99_us")" \
+              "$(ms "$probe_rise_p99_us" "${brise99[$key]}")" "$(ms "$probe_rise_max_us")" "$probe_errors")")
+            extra=$(printf ',"paced":{"pace_ms":%s,"requests":%s,"errors":%s,"ttfc_p50_ms":%s,"ttfc_p99_ms":%s,"added_ttfc_p50_ms":%s,"added_ttfc_p99_ms":%s,"largest_gap_p99_ms":%s,"added_largest_gap_p99_ms":%s,"largest_gap_max_ms":%s,"added_largest_gap_max_ms":%s,"stamped":%s,"path_p50_ms":%s,"path_p99_ms":%s,"added_path_p99_ms":%s,"delivery_p99_ms":%s,"added_delivery_p99_ms":%s,"delivery_rise_p99_ms":%s,"added_delivery_rise_p99_ms":%s,"delivery_rise_max_ms":%s}' \
+              "$PACE_MS" "$probe_requests" "$probe_errors" "$(ms "$probe_ttfc_p50_us")" "$(ms "$probe_ttfc_p99_us")" "$(ms "$probe_ttfc_p50_us" "${bttfc50[$key]}")" \
+              "$(ms "$probe_ttfc_p99_us" "${bttfc99[$key]}")" "$(ms "$probe_gap_p99_us")" "$(ms "$probe_gap_p99_us" "${bgap99[$key]}")" "$(ms "$probe_gap_max_us")" \
+              "$(ms "$probe_gap_max_us" "${bgapmax[$key]}")" "$probe_stamped" "$(ms "$probe_path_p50_us")" "$(ms "$probe_path_p99_us")" \
+              "$(ms "$probe_path_p99_us" "${bpath99[$key]}")" "$(ms "$probe_delivery_p99_us")" "$(ms "$probe_delivery_p99_us" "${bdeliv99[$key]}")" \
+              "$(ms "$probe_rise_p99_us")" "$(ms "$probe_rise_p99_us" "${brise99[$key]}")" "$(ms "$probe_rise_max_us")")
           fi
-          ms() { awk -v x="$1" -v b="${2:-0}" 'BEGIN{printf "%.3f", (x-b)/1000}'; }
-          probe_rows+=("$(printf '%-8s %-9s %5s %8s %8s %8s %8s %8s %9s %8s %10s %8s %10s %8s %6s' "$target" "$proto" "$c" "$probe_requests" \
-            "$(ms "$probe_ttfc_p50_us")" "$(ms "$probe_ttfc_p99_us")" "$(ms "$probe_path_p50_us")" "$(ms "$probe_path_p99_us")" "$(ms "$probe_path_p99_us" "${bpath99[$key]}")" \
-            "$(ms "$probe_delivery_p99_us")" "$(ms "$probe_delivery_p99_us" "${bdeliv99[$key]}")" "$(ms "$probe_rise_p99_us")" \
-            "$(ms "$probe_rise_p99_us" "${brise99[$key]}")" "$(ms "$probe_rise_max_us")" "$probe_errors")")
-          extra=$(printf ',"paced":{"pace_ms":%s,"requests":%s,"errors":%s,"ttfc_p50_ms":%s,"ttfc_p99_ms":%s,"added_ttfc_p50_ms":%s,"added_ttfc_p99_ms":%s,"largest_gap_p99_ms":%s,"added_largest_gap_p99_ms":%s,"largest_gap_max_ms":%s,"added_largest_gap_max_ms":%s,"stamped":%s,"path_p50_ms":%s,"path_p99_ms":%s,"added_path_p99_ms":%s,"delivery_p99_ms":%s,"added_delivery_p99_ms":%s,"delivery_rise_p99_ms":%s,"added_delivery_rise_p99_ms":%s,"delivery_rise_max_ms":%s}' \
-            "$PACE_MS" "$probe_requests" "$probe_errors" "$(ms "$probe_ttfc_p50_us")" "$(ms "$probe_ttfc_p99_us")" "$(ms "$probe_ttfc_p50_us" "${bttfc50[$key]}")" \
-            "$(ms "$probe_ttfc_p99_us" "${bttfc99[$key]}")" "$(ms "$probe_gap_p99_us")" "$(ms "$probe_gap_p99_us" "${bgap99[$key]}")" "$(ms "$probe_gap_max_us")" \
-            "$(ms "$probe_gap_max_us" "${bgapmax[$key]}")" "$probe_stamped" "$(ms "$probe_path_p50_us")" "$(ms "$probe_path_p99_us")" \
-            "$(ms "$probe_path_p99_us" "${bpath99[$key]}")" "$(ms "$probe_delivery_p99_us")" "$(ms "$probe_delivery_p99_us" "${bdeliv99[$key]}")" \
-            "$(ms "$probe_rise_p99_us")" "$(ms "$probe_rise_p99_us" "${brise99[$key]}")" "$(ms "$probe_rise_max_us")")
-        fi
-        printf '%-8s %-7s %-9s %5s %9s %9.3f %9.3f %10s %10s %9s %7.0f %6s%s\n' "$target" "$kind" "$proto" "$c" "$rps" \
-          "$(awk -v x="$local_p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$local_p99_us" 'BEGIN{print x/1000}')" "$a50" "$a99" "$cpu" "$rss" "$core1" \
-          "$([ "$errs" -gt 0 ] && echo "  ERRORS=$errs" || true)"
-        [ $first -eq 1 ] || echo "," >> "$json"; first=0
-        printf '{"target":"%s","kind":"%s","protocol":"%s","connections":%s,"rps":%s,"p50_ms":%s,"p99_ms":%s,"added_p50_ms":%s,"added_p99_ms":%s,"cpu_us_per_request":%s,"peak_rss_mb":%s,"load_core_busy_pct":%s,"errors":%s}' \
-          "$target" "$kind" "$proto" "$c" "$rps" "$(awk -v x="$local_p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$local_p99_us" 'BEGIN{print x/1000}')" \
-          "$a50" "$a99" "${cpu/nan/null}" "$rss" "$core1" "$errs" | sed "s/}\$/$extra}/" >> "$json"
+          printf '%-8s %-7s %-9s %5s %9s %9.3f %9.3f %10s %10s %9s %7.0f %6s%s\n' "$target" "$kind" "$proto" "$c" "$rps" \
+            "$(awk -v x="$local_p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$local_p99_us" 'BEGIN{print x/1000}')" "$a50" "$a99" "$cpu" "$rss" "$core1" \
+            "$([ "$errs" -gt 0 ] && echo "  ERRORS=$errs" || true)"
+          [ $first -eq 1 ] || echo "," >> "$json"; first=0
+          printf '{"target":"%s","kind":"%s","protocol":"%s","connections":%s,"rps":%s,"p50_ms":%s,"p99_ms":%s,"added_p50_ms":%s,"added_p99_ms":%s,"cpu_us_per_request":%s,"peak_rss_mb":%s,"load_core_busy_pct":%s,"errors":%s}' \
+            "$target" "$kind" "$proto" "$c" "$rps" "$(awk -v x="$local_p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$local_p99_us" 'BEGIN{print x/1000}')" \
+            "$a50" "$a99" "${cpu/nan/null}" "$rss" "$core1" "$errs" | sed "s/}\$/$extra}/" >> "$json"
+        done
       done
     done
   done
-done
-echo "]" >> "$json"
-if [ ${#probe_rows[@]} -gt 0 ]; then
+  echo "]" >> "$json"
+  if [ ${#probe_rows[@]} -gt 0 ]; then
+    echo
+    echo "streams paced at ${PACE_MS} ms between events (bench/StreamProbe), ms: time to first text chunk (ttfc); from the mock's stamps, the first"
+    echo "chunk's path (ttfc less the mock's own time to it: the request's way in and the chunk's way out), each chunk's delivery (mock"
+    echo "wrote it -> client read it), and per request the largest rise in delivery from one chunk to the next (rise: a gap the path"
+    echo "added between two chunks); added = minus direct"
+    printf '%-8s %-9s %5s %8s %8s %8s %8s %8s %9s %8s %10s %8s %10s %8s %6s\n' target protocol conns requests ttfc_p50 ttfc_p99 path_p50 path_p99 added_p99 deliv_p99 added_p99 rise_p99 added_p99 rise_max errors
+    printf '%s\n' "${probe_rows[@]}"
+  fi
+  cp "$json" bench/results/latest.json
+  run_files+=("$json")
   echo
-  echo "streams paced at ${PACE_MS} ms between events (bench/StreamProbe), ms: time to first text chunk (ttfc); from the mock's stamps, the first"
-  echo "chunk's path (ttfc less the mock's own time to it: the request's way in and the chunk's way out), each chunk's delivery (mock"
-  echo "wrote it -> client read it), and per request the largest rise in delivery from one chunk to the next (rise: a gap the path"
-  echo "added between two chunks); added = minus direct"
-  printf '%-8s %-9s %5s %8s %8s %8s %8s %8s %9s %8s %10s %8s %10s %8s %6s\n' target protocol conns requests ttfc_p50 ttfc_p99 path_p50 path_p99 added_p99 deliv_p99 added_p99 rise_p99 added_p99 rise_max errors
-  printf '%s\n' "${probe_rows[@]}"
-fi
-cp "$json" bench/results/latest.json
-run_files+=("$json")
-echo
 done
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); results in ${run_files[*]} (the last also as bench/results/latest.json)"
 echo
