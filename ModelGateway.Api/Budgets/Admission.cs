@@ -139,6 +139,7 @@ internal sealed partial class AdmissionService(
                 "api_error", null, "ledger_unavailable"), TimeSpan.FromSeconds(1), default);
         }
         var admitted = false;
+        var grantWaits = 0;
         try
         {
             var deadline = DateTime.UtcNow + _options.RebuildTimeout * 1.5;
@@ -177,10 +178,21 @@ internal sealed partial class AdmissionService(
                 {
                     slot = SlotFor(tenant.Id, period);
                     candidate = NewTicket(admittedLocally: false);
-                    if (TryAdmitFromLease(slot, candidate, minute, worstCaseTokens, tenant.BudgetMicroUsd is null ? 0 : worstCaseMicroUsd, out leaseWanted))
+                    if (TryAdmitFromLease(slot, candidate, minute, worstCaseTokens, tenant.BudgetMicroUsd is null ? 0 : worstCaseMicroUsd,
+                            countDemand: grantWaits == 0, out leaseWanted, out var grantInFlight))
                     {
                         admitted = true;
                         return new AdmissionResult(candidate, null, null, candidate.Lease!.Limits);
+                    }
+                    // A grant is on its way (a burst outran the lease, or the lease ran out before its refill came): wait
+                    // for it rather than send one more script to Redis, which would queue behind the grant anyway.
+                    if (grantInFlight is not null && grantWaits < MaxGrantWaits)
+                    {
+                        grantWaits++;
+                        if (await WaitForGrantAsync(grantInFlight, cancellationToken))
+                        {
+                            continue;
+                        }
                     }
                 }
                 var keys = KeysFor(tenant.Id, period);
@@ -193,14 +205,11 @@ internal sealed partial class AdmissionService(
                             leaseWanted, leaseId));
                     r = (RedisResult[])(await sent)!;
                 }
-                catch (Exception ex) when (ex is RedisException or TimeoutException)
+                // The filter runs for any exception: a grant asked for with this admission ends whatever failed it.
+                catch (Exception ex) when (FaultEndsGrant(slot, leaseWanted) && ex is RedisException or TimeoutException)
                 {
                     if (slot is not null)
                     {
-                        if (leaseWanted > 0)
-                        {
-                            EndGrant(slot);
-                        }
                         CheckLeaseEpoch(tenant.Id, period.Id, null, failed: true);
                     }
                     LogRedisUnavailable(logger, ex.Message);

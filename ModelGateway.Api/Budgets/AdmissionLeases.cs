@@ -63,14 +63,35 @@ internal sealed class LeaseSlot
     public Lock Gate { get; } = new();
     public AdmissionLease? Current { get; set; }
 
-    /// <summary>A grant is on its way: no other request asks for one meanwhile.</summary>
-    public bool Granting { get; set; }
+    private TaskCompletionSource? _grant;
+
+    /// <summary>A grant is on its way: no other request asks for one meanwhile. Under <see cref="Gate"/>.</summary>
+    public bool Granting => _grant is not null;
+
+    /// <summary>Completes when the grant on its way has its reply or has failed (null: none on its way). Under <see cref="Gate"/>.</summary>
+    public Task? GrantInFlight => _grant?.Task;
+
+    /// <summary>Marks a grant on its way. Under <see cref="Gate"/>.</summary>
+    public void BeginGrant() => _grant = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// Ends the grant on its way and wakes the requests that wait for it. Under <see cref="Gate"/>; the waiters resume on the
+    /// thread pool, never under the lock.
+    /// </summary>
+    public void EndGrant()
+    {
+        _grant?.TrySetResult();
+        _grant = null;
+    }
     private long _windowStart;
     private int _thisWindow;
     private int _lastWindow;
 
-    /// <summary>Counts an admission; returns the admissions in the last full lifetime or this one, whichever is more. Under <see cref="Gate"/>.</summary>
-    public int CountDemand(long now, long lifeTicks)
+    /// <summary>
+    /// Counts an admission (unless <paramref name="count"/> is false: a request counted once tries again); returns the
+    /// admissions in the last full lifetime or this one, whichever is more. Under <see cref="Gate"/>.
+    /// </summary>
+    public int CountDemand(long now, long lifeTicks, bool count = true)
     {
         if (now - _windowStart >= lifeTicks)
         {
@@ -78,7 +99,10 @@ internal sealed class LeaseSlot
             _thisWindow = 0;
             _windowStart = now;
         }
-        _thisWindow++;
+        if (count)
+        {
+            _thisWindow++;
+        }
         return Math.Max(_thisWindow, _lastWindow);
     }
 }
@@ -91,6 +115,18 @@ internal sealed partial class AdmissionService : IAsyncDisposable, IDisposable
 
     /// <summary>The most requests one lease holds.</summary>
     private const int MaxLeaseRequests = 4096;
+
+    /// <summary>
+    /// How many grants one request waits for before it asks Redis itself: a burst that outruns the first grant (its size
+    /// comes from the demand before the burst) waits for the refill the burst's own demand sized.
+    /// </summary>
+    private const int MaxGrantWaits = 2;
+
+    /// <summary>
+    /// The longest a request waits for a grant on its way (one Redis round trip, normally well under a millisecond); past it
+    /// the request asks Redis itself, as it would with no grant on its way.
+    /// </summary>
+    private static readonly TimeSpan GrantWaitLimit = TimeSpan.FromSeconds(1);
 
     private readonly ConcurrentDictionary<(string Tenant, string Period), LeaseSlot> _slots = new();
 
@@ -116,20 +152,24 @@ internal sealed partial class AdmissionService : IAsyncDisposable, IDisposable
     /// <summary>
     /// Admits <paramref name="ticket"/> from the slot's lease if it holds the request's worst case. Otherwise retires a lease
     /// that is spent, stale or too small, and sets <paramref name="leaseWanted"/> to how many requests a lease asked for with
-    /// this request's Redis admission should hold (0: none, the replica's demand is low or a grant is already on its way).
+    /// this request's Redis admission should hold (0: none, the replica's demand is low or a grant is already on its way),
+    /// and <paramref name="grantInFlight"/> to the grant already on its way, if any: the request may wait for it rather than
+    /// ask Redis itself. <paramref name="countDemand"/> is false when a request that waited for a grant tries again.
     /// The ticket is registered in flight under the slot's lock, so a retirement, which marks the lease under that lock
     /// before it collects the lease's requests in flight, sees every request admitted from it.
     /// </summary>
-    private bool TryAdmitFromLease(LeaseSlot slot, AdmissionTicket ticket, long minute, int worstTokens, long worstCost, out int leaseWanted)
+    private bool TryAdmitFromLease(LeaseSlot slot, AdmissionTicket ticket, long minute, int worstTokens, long worstCost, bool countDemand,
+        out int leaseWanted, out Task? grantInFlight)
     {
         leaseWanted = 0;
+        grantInFlight = null;
         var now = Stopwatch.GetTimestamp();
         AdmissionLease? retire = null;
         var taken = false;
         var refill = 0;
         lock (slot.Gate)
         {
-            var demand = slot.CountDemand(now, _leaseLifeTicks);
+            var demand = slot.CountDemand(now, _leaseLifeTicks, countDemand);
             if (slot.Current is { } lease)
             {
                 // Not once the connection is known lost: Redis may have lost the lease too (and FailClosed admits nothing
@@ -141,7 +181,7 @@ internal sealed partial class AdmissionService : IAsyncDisposable, IDisposable
                     taken = true;
                     if (!slot.Granting && lease.RunningLow(now, _leaseLifeTicks))
                     {
-                        slot.Granting = true;
+                        slot.BeginGrant();
                         refill = LeaseSize(demand);
                     }
                 }
@@ -154,8 +194,12 @@ internal sealed partial class AdmissionService : IAsyncDisposable, IDisposable
             }
             if (!taken && !slot.Granting && demand >= MinLeaseDemand)
             {
-                slot.Granting = true;
+                slot.BeginGrant();
                 leaseWanted = LeaseSize(demand);
+            }
+            else if (!taken)
+            {
+                grantInFlight = slot.GrantInFlight;
             }
         }
         if (retire is not null)
@@ -216,7 +260,7 @@ internal sealed partial class AdmissionService : IAsyncDisposable, IDisposable
         {
             if (granting)
             {
-                slot.Granting = false;
+                slot.EndGrant();
             }
             var current = slot.Current;
             if (current is not null && (fresh is not null || status < 0 || (current.Budgeted && epoch != current.Epoch)))
@@ -245,7 +289,34 @@ internal sealed partial class AdmissionService : IAsyncDisposable, IDisposable
     {
         lock (slot.Gate)
         {
-            slot.Granting = false;
+            slot.EndGrant();
+        }
+    }
+
+    /// <summary>
+    /// For an exception filter: ends the grant asked for with an admission that failed (requests wait for a grant on its
+    /// way, so none may stay open), whatever the exception; always true.
+    /// </summary>
+    private static bool FaultEndsGrant(LeaseSlot? slot, int leaseWanted)
+    {
+        if (slot is not null && leaseWanted > 0)
+        {
+            EndGrant(slot);
+        }
+        return true;
+    }
+
+    /// <summary>Waits for the grant on its way; false if it took longer than <see cref="GrantWaitLimit"/>.</summary>
+    private static async Task<bool> WaitForGrantAsync(Task grant, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await grant.WaitAsync(GrantWaitLimit, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
         }
     }
 

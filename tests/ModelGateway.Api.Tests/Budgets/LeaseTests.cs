@@ -15,6 +15,7 @@ public sealed class LeasedReplicas : BudgetCluster
     public const string MinuteKey = "sk-lease-minute-012345678";
     public const string TightKey = "sk-lease-tight-0123456789a";
     public const string InFlightKey = "sk-lease-inflight-01234567";
+    public const string BurstKey = "sk-lease-burst-0123456789a";
     public const int SteadyRpm = 300;
     public const long LostBudgetMicro = 40_000;
     public const long TightBudgetMicro = 4_000;
@@ -39,6 +40,10 @@ public sealed class LeasedReplicas : BudgetCluster
         ["Tenancy:Seed:5:ApiKeys:0"] = InFlightKey,
         ["Tenancy:Seed:5:BudgetUsd"] = "1",
         ["Tenancy:Seed:5:TokensPerMinute"] = "1000000",
+        ["Tenancy:Seed:6:Id"] = "lease-burst",
+        ["Tenancy:Seed:6:ApiKeys:0"] = BurstKey,
+        ["Tenancy:Seed:6:BudgetUsd"] = "10",
+        ["Tenancy:Seed:6:TokensPerMinute"] = "1000000",
         ["Gateway:Providers:openrouter:FirstByteTimeout"] = "00:00:15",
     };
 }
@@ -198,6 +203,41 @@ public sealed class LeaseTests(LeasedReplicas cluster) : IClassFixture<LeasedRep
         Assert.Equal(0, (long)await db.StringGetAsync("mg:{t:lease-inflight}:reserved:total"));
         Assert.Equal(60 * 120, await cluster.RedisSpentAsync("lease-inflight", "total"));
         Assert.Equal(60 * 9, (long)await db.StringGetAsync($"mg:{{t:lease-inflight}}:tpm:{minute}"));
+    }
+
+    [Fact]
+    public async Task A_burst_waits_for_the_lease_on_its_way_instead_of_asking_Redis_one_request_at_a_time()
+    {
+        var admission = cluster.A.Services.GetRequiredService<AdmissionService>();
+        var (caller, _) = await cluster.A.Services.GetRequiredService<TenantStore>().AuthenticateAsync(LeasedReplicas.BurstKey, () => true, Ct);
+        Task<AdmissionResult> Admit() => admission.AdmitAsync(caller!, "priced", 20, 300, Ct);
+        var tickets = new List<AdmissionTicket>();
+        // Below the demand that asks for a lease, each request goes to Redis.
+        for (var i = 0; i < AdmissionService.MinLeaseDemand - 1; i++)
+        {
+            tickets.Add((await Admit()).Ticket!);
+        }
+        Assert.All(tickets, t => Assert.Null(t.Lease));
+
+        // Redis holds every script for half a second, so the next request's grant is still on its way while the burst
+        // arrives: the burst waits for it (and for the refill the burst's own demand sizes) instead of sending a script each.
+        await cluster.RedisClient.GetServers()[0].ExecuteAsync("CLIENT", "PAUSE", "500", "WRITE");
+        var burst = await Task.WhenAll(Enumerable.Range(0, 30).Select(_ => Task.Run(Admit, Ct)));
+        Assert.All(burst, r => Assert.NotNull(r.Ticket));
+        var byRedis = burst.Count(r => r.Ticket!.Lease is null);
+        Assert.True(byRedis <= AdmissionService.MinLeaseDemand, $"{byRedis} of the burst's 30 requests admitted by a script of their own");
+        tickets.AddRange(burst.Select(r => r.Ticket!));
+
+        // Limits stay exact: once all settle and the leases end, Redis holds what was used and no reservation.
+        var settlement = new Settlement("ok", 200, "openrouter", "gpt-priced", new TokenUsage(6, 3), 120, Stream: false, TraceId: null);
+        await Task.WhenAll(tickets.Select(t => admission.SettleAsync(t, settlement)));
+        await admission.RetireLeasesAsync();
+        var db = cluster.RedisClient.GetDatabase();
+        var minute = cluster.Time.GetUtcNow().ToUnixTimeMilliseconds() / 60_000;
+        Assert.Equal(0, await db.SortedSetLengthAsync("mg:{t:lease-burst}:reservations:total"));
+        Assert.Equal(0, (long)await db.StringGetAsync("mg:{t:lease-burst}:reserved:total"));
+        Assert.Equal(tickets.Count * 120, await cluster.RedisSpentAsync("lease-burst", "total"));
+        Assert.Equal(tickets.Count * 9, (long)await db.StringGetAsync($"mg:{{t:lease-burst}}:tpm:{minute}"));
     }
 
     [Fact]
