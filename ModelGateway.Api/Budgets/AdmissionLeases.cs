@@ -89,13 +89,17 @@ internal sealed class LeaseSlot
 
     /// <summary>
     /// Counts an admission (unless <paramref name="count"/> is false: a request counted once tries again); returns the
-    /// admissions in the last full lifetime or this one, whichever is more. Under <see cref="Gate"/>.
+    /// admissions in this lifetime-long window or the recent ones', whichever is more. The recent windows' figure is a peak
+    /// that halves with each window that passes (a window of steady traffic keeps it at that traffic), so a tenant whose
+    /// requests come in bursts a little apart (a batch job's N at a time) still gets a lease at the start of its next
+    /// burst, and one that stopped no longer does within a few lifetimes. Under <see cref="Gate"/>.
     /// </summary>
     public int CountDemand(long now, long lifeTicks, bool count = true)
     {
         if (now - _windowStart >= lifeTicks)
         {
-            _lastWindow = now - _windowStart >= 2 * lifeTicks ? 0 : _thisWindow;
+            var idleWindows = (int)Math.Min((now - _windowStart) / lifeTicks - 1, 31);
+            _lastWindow = Math.Max(_thisWindow, _lastWindow >> 1) >> idleWindows;
             _thisWindow = 0;
             _windowStart = now;
         }

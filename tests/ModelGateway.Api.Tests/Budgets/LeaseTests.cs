@@ -16,6 +16,7 @@ public sealed class LeasedReplicas : BudgetCluster
     public const string TightKey = "sk-lease-tight-0123456789a";
     public const string InFlightKey = "sk-lease-inflight-01234567";
     public const string BurstKey = "sk-lease-burst-0123456789a";
+    public const string BurstsKey = "sk-lease-bursts-012345678";
     public const int SteadyRpm = 300;
     public const long LostBudgetMicro = 40_000;
     public const long TightBudgetMicro = 4_000;
@@ -44,6 +45,9 @@ public sealed class LeasedReplicas : BudgetCluster
         ["Tenancy:Seed:6:ApiKeys:0"] = BurstKey,
         ["Tenancy:Seed:6:BudgetUsd"] = "10",
         ["Tenancy:Seed:6:TokensPerMinute"] = "1000000",
+        ["Tenancy:Seed:7:Id"] = "lease-bursts",
+        ["Tenancy:Seed:7:ApiKeys:0"] = BurstsKey,
+        ["Tenancy:Seed:7:BudgetUsd"] = "10",
         ["Gateway:Providers:openrouter:FirstByteTimeout"] = "00:00:15",
     };
 }
@@ -238,6 +242,32 @@ public sealed class LeaseTests(LeasedReplicas cluster) : IClassFixture<LeasedRep
         Assert.Equal(0, (long)await db.StringGetAsync("mg:{t:lease-burst}:reserved:total"));
         Assert.Equal(tickets.Count * 120, await cluster.RedisSpentAsync("lease-burst", "total"));
         Assert.Equal(tickets.Count * 9, (long)await db.StringGetAsync($"mg:{{t:lease-burst}}:tpm:{minute}"));
+    }
+
+    [Fact]
+    public async Task A_tenant_whose_requests_come_in_bursts_gets_a_lease_at_the_start_of_the_next_burst()
+    {
+        var admission = cluster.A.Services.GetRequiredService<AdmissionService>();
+        var (caller, _) = await cluster.A.Services.GetRequiredService<TenantStore>().AuthenticateAsync(LeasedReplicas.BurstsKey, () => true, Ct);
+        async Task<AdmissionTicket[]> BurstAsync(int requests) => [.. (await Task.WhenAll(Enumerable.Range(0, requests)
+            .Select(_ => Task.Run(() => admission.AdmitAsync(caller!, "priced", 20, 300, Ct), Ct)))).Select(r => r.Ticket!)];
+        var settlement = new Settlement("ok", 200, "openrouter", "gpt-priced", new TokenUsage(6, 3), 120, Stream: false, TraceId: null);
+
+        var first = await BurstAsync(64);
+        await Task.WhenAll(first.Select(t => admission.SettleAsync(t, settlement)));
+        // Idle for more than two lease lifetimes (150 ms here): the first burst's lease has ended, its demand still counts
+        // (halved), so the next burst's first request asks for a lease and the rest wait for it.
+        await Task.Delay(350, Ct);
+        var second = await BurstAsync(32);
+        var byRedis = second.Count(t => t.Lease is null);
+        Assert.True(byRedis <= 2, $"{byRedis} of the second burst's 32 requests admitted by a script of their own");
+
+        await Task.WhenAll(second.Select(t => admission.SettleAsync(t, settlement)));
+        await admission.RetireLeasesAsync();
+        var db = cluster.RedisClient.GetDatabase();
+        Assert.Equal(0, await db.SortedSetLengthAsync("mg:{t:lease-bursts}:reservations:total"));
+        Assert.Equal(0, (long)await db.StringGetAsync("mg:{t:lease-bursts}:reserved:total"));
+        Assert.Equal(96 * 120, await cluster.RedisSpentAsync("lease-bursts", "total"));
     }
 
     [Fact]
