@@ -23,8 +23,9 @@ namespace ModelGateway.Api.Tenancy;
 /// </summary>
 internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> options, TimeProvider time)
 {
-    private readonly ConcurrentDictionary<string, (Caller? Caller, long ExpiresTicks, long StaleSinceTicks)> _cache = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, InFlight> _loads = new(StringComparer.Ordinal);
+    // Keyed by the key's SHA-256 as a value: the raw key is never kept, and a lookup allocates nothing.
+    private readonly ConcurrentDictionary<KeyHash, (Caller? Caller, long ExpiresTicks, long StaleSinceTicks)> _cache = new();
+    private readonly ConcurrentDictionary<KeyHash, InFlight> _loads = new();
     private readonly long _ttlTicks = options.Value.KeyCacheTtl.Ticks;
     private readonly long _staleTicks = options.Value.KeyCacheStaleIfError.Ticks;
     private readonly TimeSpan _lookupTimeout = options.Value.KeyLookupTimeout;
@@ -41,8 +42,7 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
     /// </summary>
     public async ValueTask<(Caller? Caller, bool Flooded)> AuthenticateAsync(string key, Func<bool> takePermit, CancellationToken cancellationToken)
     {
-        var hash = ApiKeys.Hash(key);
-        var cacheKey = Convert.ToBase64String(hash);
+        var cacheKey = ApiKeys.HashOf(key);
         while (true)
         {
             var now = time.GetUtcNow().UtcTicks;
@@ -76,11 +76,11 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
             var recentlyValid = hit.Caller is not null && now - hit.ExpiresTicks < _ttlTicks;
             if (!recentlyValid && !takePermit())
             {
-                _loads.TryRemove(new KeyValuePair<string, InFlight>(cacheKey, new InFlight(mine.Task, Renewal: false)));
+                _loads.TryRemove(new KeyValuePair<KeyHash, InFlight>(cacheKey, new InFlight(mine.Task, Renewal: false)));
                 mine.SetResult(new Lookup(null, Abandoned: true));
                 return (null, true);
             }
-            _ = LoadIntoCacheAsync(hash, cacheKey, mine, renewal: false);
+            _ = LoadIntoCacheAsync(cacheKey, mine, renewal: false);
             return ((await mine.Task.WaitAsync(cancellationToken)).Caller, false);
         }
     }
@@ -89,8 +89,7 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
     public bool TryGetCached(string key, out Caller? caller)
     {
         caller = null;
-        var hash = ApiKeys.Hash(key);
-        var cacheKey = Convert.ToBase64String(hash);
+        var cacheKey = ApiKeys.HashOf(key);
         if (!_cache.TryGetValue(cacheKey, out var hit) || hit.Caller is null)
         {
             return false;
@@ -106,7 +105,7 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
             var renewal = new TaskCompletionSource<Lookup>(TaskCreationOptions.RunContinuationsAsynchronously);
             if (_loads.TryAdd(cacheKey, new InFlight(renewal.Task, Renewal: true)))
             {
-                _ = LoadIntoCacheAsync(hash, cacheKey, renewal, renewal: true);
+                _ = LoadIntoCacheAsync(cacheKey, renewal, renewal: true);
             }
         }
         caller = hit.Caller;
@@ -127,7 +126,7 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
     /// The one lookup of <paramref name="cacheKey"/> in flight, registered in <see cref="_loads"/> by the caller. It belongs to
     /// no request, so a client that hangs up does not fail the others waiting on it.
     /// </summary>
-    private async Task LoadIntoCacheAsync(byte[] hash, string cacheKey, TaskCompletionSource<Lookup> result, bool renewal)
+    private async Task LoadIntoCacheAsync(KeyHash cacheKey, TaskCompletionSource<Lookup> result, bool renewal)
     {
         var generation = Interlocked.Read(ref _generation);
         var now = time.GetUtcNow();
@@ -139,7 +138,7 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
         try
         {
             Caller? caller;
-            var query = LoadAsync(hash, now, timeout.Token);
+            var query = LoadAsync(cacheKey.ToArray(), now, timeout.Token);
             try
             {
                 caller = await query.WaitAsync(timeout.Token);
@@ -183,7 +182,7 @@ internal sealed class TenantStore(NpgsqlDataSource db, IOptions<TenancyOptions> 
         }
         finally
         {
-            _loads.TryRemove(new KeyValuePair<string, InFlight>(cacheKey, new InFlight(result.Task, renewal)));
+            _loads.TryRemove(new KeyValuePair<KeyHash, InFlight>(cacheKey, new InFlight(result.Task, renewal)));
         }
     }
 
