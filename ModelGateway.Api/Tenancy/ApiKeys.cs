@@ -44,6 +44,13 @@ internal static class ApiKeys
             hasher.AppendData(utf8[..Encoding.UTF8.GetBytes(value, utf8)]);
             hasher.GetHashAndReset(digest);
         }
+        catch
+        {
+            // A hasher left mid-digest would spoil this thread's next hash: start the next one afresh.
+            t_sha256 = null;
+            hasher.Dispose();
+            throw;
+        }
         finally
         {
             if (rented is not null)
