@@ -106,9 +106,7 @@ public sealed class LeaseTests(LeasedReplicas cluster) : IClassFixture<LeasedRep
         Assert.Equal(LeasedReplicas.SteadyRpm, (long)await db.StringGetAsync($"mg:{{t:lease-steady}}:rpm:{minute}"));
         Assert.Equal(await cluster.ScalarAsync<long>("SELECT sum(input_tokens + output_tokens)::bigint FROM usage_ledger WHERE tenant_id = 'lease-steady'"),
             (long)await db.StringGetAsync($"mg:{{t:lease-steady}}:tpm:{minute}"));
-        Assert.Equal(cost, await cluster.RedisSpentAsync("lease-steady", "total"));
-        Assert.Equal(0, (long)await db.StringGetAsync("mg:{t:lease-steady}:reserved:total"));
-        Assert.Equal(0, await db.SortedSetLengthAsync("mg:{t:lease-steady}:reservations:total"));
+        await AssertNothingReservedAsync("lease-steady", spentMicro: cost);
     }
 
     [Fact]
@@ -201,11 +199,8 @@ public sealed class LeaseTests(LeasedReplicas cluster) : IClassFixture<LeasedRep
         Assert.Equal(60 * 20, (long)await db.StringGetAsync($"mg:{{t:lease-inflight}}:tpm:{minute}"));
 
         // They settle as any request does.
-        var settlement = new Settlement("ok", 200, "openrouter", "gpt-priced", new TokenUsage(6, 3), 120, Stream: false, TraceId: null);
-        await Task.WhenAll(tickets.Select(t => admission.SettleAsync(t, settlement)));
-        Assert.Equal(0, await db.SortedSetLengthAsync("mg:{t:lease-inflight}:reservations:total"));
-        Assert.Equal(0, (long)await db.StringGetAsync("mg:{t:lease-inflight}:reserved:total"));
-        Assert.Equal(60 * 120, await cluster.RedisSpentAsync("lease-inflight", "total"));
+        await Task.WhenAll(tickets.Select(t => admission.SettleAsync(t, Settled)));
+        await AssertNothingReservedAsync("lease-inflight", spentMicro: 60 * 120);
         Assert.Equal(60 * 9, (long)await db.StringGetAsync($"mg:{{t:lease-inflight}}:tpm:{minute}"));
     }
 
@@ -233,14 +228,11 @@ public sealed class LeaseTests(LeasedReplicas cluster) : IClassFixture<LeasedRep
         tickets.AddRange(burst.Select(r => r.Ticket!));
 
         // Limits stay exact: once all settle and the leases end, Redis holds what was used and no reservation.
-        var settlement = new Settlement("ok", 200, "openrouter", "gpt-priced", new TokenUsage(6, 3), 120, Stream: false, TraceId: null);
-        await Task.WhenAll(tickets.Select(t => admission.SettleAsync(t, settlement)));
+        await Task.WhenAll(tickets.Select(t => admission.SettleAsync(t, Settled)));
         await admission.RetireLeasesAsync();
         var db = cluster.RedisClient.GetDatabase();
         var minute = cluster.Time.GetUtcNow().ToUnixTimeMilliseconds() / 60_000;
-        Assert.Equal(0, await db.SortedSetLengthAsync("mg:{t:lease-burst}:reservations:total"));
-        Assert.Equal(0, (long)await db.StringGetAsync("mg:{t:lease-burst}:reserved:total"));
-        Assert.Equal(tickets.Count * 120, await cluster.RedisSpentAsync("lease-burst", "total"));
+        await AssertNothingReservedAsync("lease-burst", spentMicro: tickets.Count * 120);
         Assert.Equal(tickets.Count * 9, (long)await db.StringGetAsync($"mg:{{t:lease-burst}}:tpm:{minute}"));
     }
 
@@ -251,10 +243,9 @@ public sealed class LeaseTests(LeasedReplicas cluster) : IClassFixture<LeasedRep
         var (caller, _) = await cluster.A.Services.GetRequiredService<TenantStore>().AuthenticateAsync(LeasedReplicas.BurstsKey, () => true, Ct);
         async Task<AdmissionTicket[]> BurstAsync(int requests) => [.. (await Task.WhenAll(Enumerable.Range(0, requests)
             .Select(_ => Task.Run(() => admission.AdmitAsync(caller!, "priced", 20, 300, Ct), Ct)))).Select(r => r.Ticket!)];
-        var settlement = new Settlement("ok", 200, "openrouter", "gpt-priced", new TokenUsage(6, 3), 120, Stream: false, TraceId: null);
 
         var first = await BurstAsync(64);
-        await Task.WhenAll(first.Select(t => admission.SettleAsync(t, settlement)));
+        await Task.WhenAll(first.Select(t => admission.SettleAsync(t, Settled)));
         // Idle for more than two lease lifetimes (150 ms here): the first burst's lease has ended, its demand still counts
         // (halved), so the next burst's first request asks for a lease and the rest wait for it.
         await Task.Delay(350, Ct);
@@ -262,12 +253,9 @@ public sealed class LeaseTests(LeasedReplicas cluster) : IClassFixture<LeasedRep
         var byRedis = second.Count(t => t.Lease is null);
         Assert.True(byRedis <= 2, $"{byRedis} of the second burst's 32 requests admitted by a script of their own");
 
-        await Task.WhenAll(second.Select(t => admission.SettleAsync(t, settlement)));
+        await Task.WhenAll(second.Select(t => admission.SettleAsync(t, Settled)));
         await admission.RetireLeasesAsync();
-        var db = cluster.RedisClient.GetDatabase();
-        Assert.Equal(0, await db.SortedSetLengthAsync("mg:{t:lease-bursts}:reservations:total"));
-        Assert.Equal(0, (long)await db.StringGetAsync("mg:{t:lease-bursts}:reserved:total"));
-        Assert.Equal(96 * 120, await cluster.RedisSpentAsync("lease-bursts", "total"));
+        await AssertNothingReservedAsync("lease-bursts", spentMicro: 96 * 120);
     }
 
     [Fact]
@@ -288,6 +276,18 @@ public sealed class LeaseTests(LeasedReplicas cluster) : IClassFixture<LeasedRep
         Assert.Equal(served, admissions["admitted"]);
         var (_, cost) = await cluster.LedgerAsync("lease-tight", served);
         Assert.True(cost <= LeasedReplicas.TightBudgetMicro, $"overshoot: {cost} > {LeasedReplicas.TightBudgetMicro}");
+    }
+
+    /// <summary>Every request settled (6 in, 3 out, 120 µ$ each unless told), as the tests below settle them.</summary>
+    private static readonly Settlement Settled = new("ok", 200, "openrouter", "gpt-priced", new TokenUsage(6, 3), 120, Stream: false, TraceId: null);
+
+    /// <summary>Once all settled and the leases ended: no reservation left, nothing reserved, spent as settled.</summary>
+    private async Task AssertNothingReservedAsync(string tenant, long spentMicro)
+    {
+        var db = cluster.RedisClient.GetDatabase();
+        Assert.Equal(0, await db.SortedSetLengthAsync($"mg:{{t:{tenant}}}:reservations:total"));
+        Assert.Equal(0, (long)await db.StringGetAsync($"mg:{{t:{tenant}}}:reserved:total"));
+        Assert.Equal(spentMicro, await cluster.RedisSpentAsync(tenant, "total"));
     }
 
     private Task RetireLeasesAsync() => Task.WhenAll(
