@@ -438,9 +438,25 @@ internal sealed partial class AdmissionService : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>Retires every lease this replica holds (at shutdown, and for tests), and waits for Redis to take them back.</summary>
+    /// <summary>
+    /// Retires every lease this replica holds (at shutdown, and for tests), and waits for Redis to take them back. Grants on
+    /// their way (a refill asked in the background) are waited for first: one replied after this would leave a lease, and
+    /// its reservation, behind.
+    /// </summary>
     internal async Task RetireLeasesAsync()
     {
+        var granting = new List<Task>();
+        foreach (var (_, slot) in _slots)
+        {
+            lock (slot.Gate)
+            {
+                if (slot.GrantInFlight is { } grant)
+                {
+                    granting.Add(grant);
+                }
+            }
+        }
+        await Task.WhenAll(granting);
         var retiring = new List<Task>();
         foreach (var (_, slot) in _slots)
         {
