@@ -9,6 +9,7 @@ using ModelGateway.Api.FrontDoor;
 using ModelGateway.Api.Providers;
 using ModelGateway.Api.Providers.OpenAICompatible;
 using ModelGateway.Api.Routing;
+using ModelGateway.Api.Storage;
 using ModelGateway.Api.StructuredOutput;
 using ModelGateway.Api.Tenancy;
 using ModelGateway.Api.Tracing;
@@ -37,7 +38,7 @@ internal static class GatewayExtensions
         builder.AddServerLimits(); // Kestrel limits (slowloris, idle connections), graceful drain, CORS
 
         // Storage: Aspire's clients bring connection resilience, health checks and telemetry.
-        builder.AddNpgsqlDataSource("postgres");
+        builder.AddNpgsqlDataSource("postgres", configureDataSourceBuilder: db => PostgresData.Tune(db.ConnectionStringBuilder));
         // Redis tracing: the gateway spans its own scripts (Budgets/RedisScript.cs) instead of the instrumentation's
         // profiling sessions, which hold every traced request's Activity for 10 s (peak RSS ~400 MB under load, not ~230).
         builder.AddRedisClient("redis", settings => settings.DisableTracing = true, configureOptions: redis =>

@@ -33,12 +33,15 @@ var stamped = results.Where(r => r.Ok && r.Stamped).ToArray();
 var paths = stamped.Select(r => r.FirstPathUs).Order().ToArray();
 var deliveries = stamped.SelectMany(r => r.DeliveriesUs).Order().ToArray();
 var rises = stamped.Select(r => r.LargestRiseUs).Order().ToArray();
+var waysIn = stamped.Select(r => r.WayInUs).Order().ToArray();
+var firstOuts = stamped.Select(r => r.FirstOutUs).Order().ToArray();
 Console.WriteLine($"RESULT requests={ttfc.Length} errors={errors} ttfc_p50_us={Percentile(ttfc, 50)} ttfc_p99_us={Percentile(ttfc, 99)} "
     + $"gap_p50_us={Percentile(gaps, 50)} gap_p99_us={Percentile(gaps, 99)} gap_max_us={(gaps.Length == 0 ? 0 : gaps[^1])} "
     + $"events_per_request={(results.Count(r => r.Ok) == 0 ? 0 : results.Where(r => r.Ok).Average(r => r.Events)):0.#} "
     + $"stamped={stamped.Length} path_p50_us={Percentile(paths, 50)} path_p99_us={Percentile(paths, 99)} "
     + $"delivery_p50_us={Percentile(deliveries, 50)} delivery_p99_us={Percentile(deliveries, 99)} "
-    + $"rise_p99_us={Percentile(rises, 99)} rise_max_us={(rises.Length == 0 ? 0 : rises[^1])}");
+    + $"rise_p99_us={Percentile(rises, 99)} rise_max_us={(rises.Length == 0 ? 0 : rises[^1])} "
+    + $"in_p50_us={Percentile(waysIn, 50)} in_p99_us={Percentile(waysIn, 99)} first_out_p50_us={Percentile(firstOuts, 50)} first_out_p99_us={Percentile(firstOuts, 99)}");
 return errors == 0 ? 0 : 1;
 
 async Task<List<Sample>> RunAsync(TimeSpan length, bool record)
@@ -84,7 +87,7 @@ async Task<Sample> OneAsync(byte[] buffer)
         long first = 0, previous = 0, largestGap = 0;
         int events = 0;
         // With stamps: the first chunk's mock time (S1 - R), each chunk's delivery, and the largest rise in delivery.
-        long firstMockTicks = -1, previousDelivery = 0, largestRise = 0;
+        long firstMockTicks = -1, firstReceived = 0, firstWritten = 0, previousDelivery = 0, largestRise = 0;
         var deliveries = new List<long>(16);
         var current = new List<byte>(512); // the event being read (an event may span reads)
         int read;
@@ -108,6 +111,8 @@ async Task<Sample> OneAsync(byte[] buffer)
                         if (events == 0)
                         {
                             firstMockTicks = written - received;
+                            firstReceived = received;
+                            firstWritten = written;
                         }
                         else
                         {
@@ -135,7 +140,8 @@ async Task<Sample> OneAsync(byte[] buffer)
         }
         var isStamped = firstMockTicks >= 0 && deliveries.Count == events;
         return new Sample(true, Micros(first - sent), Micros(largestGap), events, isStamped,
-            isStamped ? Micros(first - sent - firstMockTicks) : 0, isStamped ? deliveries : [], isStamped ? Micros(largestRise) : 0);
+            isStamped ? Micros(first - sent - firstMockTicks) : 0, isStamped ? deliveries : [], isStamped ? Micros(largestRise) : 0,
+            isStamped ? Micros(firstReceived - sent) : 0, isStamped ? Micros(first - firstWritten) : 0);
     }
     catch (Exception ex) when (ex is HttpRequestException or IOException or TaskCanceledException)
     {
@@ -177,10 +183,11 @@ static long Micros(long ticks) => ticks * 1_000_000 / Stopwatch.Frequency;
 
 static long Percentile(long[] sorted, int p) => sorted.Length == 0 ? 0 : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p / 100.0 * sorted.Length) - 1)];
 
+// FirstPathUs = WayInUs (request sent -> the mock has it) + FirstOutUs (the mock wrote the first chunk -> the client has it).
 internal readonly record struct Sample(bool Ok, long FirstChunkUs, long LargestGapUs, int Events, bool Stamped, long FirstPathUs,
-    IReadOnlyList<long> DeliveriesUs, long LargestRiseUs)
+    IReadOnlyList<long> DeliveriesUs, long LargestRiseUs, long WayInUs, long FirstOutUs)
 {
-    public static Sample Failed => new(false, 0, 0, 0, false, 0, [], 0);
+    public static Sample Failed => new(false, 0, 0, 0, false, 0, [], 0, 0, 0);
 }
 
 internal sealed record Args(string Url, string BodyFile, int Connections, int Duration, int Warmup, string Key)
