@@ -224,23 +224,24 @@ for run in $(seq 1 "$RUNS"); do
             pb="$work/paced.json"; paced_body "$target" "$proto" > "$pb"
             pr=$(DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 taskset -c 1 dotnet bench/StreamProbe/bin/Release/net10.0/StreamProbe.dll --url "$(url "$target" "$proto")" --body "$pb" \
               --connections "$c" --duration "$DURATION" --warmup "$WARMUP" 2>&1 | grep '^RESULT' \
-              || echo "RESULT requests=0 errors=1 ttfc_p50_us=0 ttfc_p99_us=0 gap_p50_us=0 gap_p99_us=0 gap_max_us=0 events_per_request=0 stamped=0 path_p50_us=0 path_p99_us=0 delivery_p50_us=0 delivery_p99_us=0 rise_p99_us=0 rise_max_us=0")
+              || echo "RESULT requests=0 errors=1 ttfc_p50_us=0 ttfc_p99_us=0 gap_p50_us=0 gap_p99_us=0 gap_max_us=0 events_per_request=0 stamped=0 path_p50_us=0 path_p99_us=0 delivery_p50_us=0 delivery_p99_us=0 rise_p99_us=0 rise_max_us=0 in_p99_us=0 first_out_p99_us=0")
             eval "$(printf '%s' "${pr#RESULT }" | tr ' ' '\n' | sed 's/^/probe_/')"
             if [ "$target" = direct ]; then
               bttfc50[$key]=$probe_ttfc_p50_us; bttfc99[$key]=$probe_ttfc_p99_us; bgap99[$key]=$probe_gap_p99_us; bgapmax[$key]=$probe_gap_max_us
               bpath99[$key]=$probe_path_p99_us; bdeliv99[$key]=$probe_delivery_p99_us; brise99[$key]=$probe_rise_p99_us
             fi
             ms() { awk -v x="$1" -v b="${2:-0}" 'BEGIN{printf "%.3f", (x-b)/1000}'; }
-            probe_rows+=("$(printf '%-8s %-9s %5s %8s %8s %8s %8s %8s %9s %8s %10s %8s %10s %8s %6s' "$target" "$proto" "$c" "$probe_requests" \
+            probe_rows+=("$(printf '%-8s %-9s %5s %8s %8s %8s %8s %8s %9s %8s %10s %8s %10s %8s %7s %7s %6s' "$target" "$proto" "$c" "$probe_requests" \
               "$(ms "$probe_ttfc_p50_us")" "$(ms "$probe_ttfc_p99_us")" "$(ms "$probe_path_p50_us")" "$(ms "$probe_path_p99_us")" "$(ms "$probe_path_p99_us" "${bpath99[$key]}")" \
               "$(ms "$probe_delivery_p99_us")" "$(ms "$probe_delivery_p99_us" "${bdeliv99[$key]}")" "$(ms "$probe_rise_p99_us")" \
-              "$(ms "$probe_rise_p99_us" "${brise99[$key]}")" "$(ms "$probe_rise_max_us")" "$probe_errors")")
-            extra=$(printf ',"paced":{"pace_ms":%s,"requests":%s,"errors":%s,"ttfc_p50_ms":%s,"ttfc_p99_ms":%s,"added_ttfc_p50_ms":%s,"added_ttfc_p99_ms":%s,"largest_gap_p99_ms":%s,"added_largest_gap_p99_ms":%s,"largest_gap_max_ms":%s,"added_largest_gap_max_ms":%s,"stamped":%s,"path_p50_ms":%s,"path_p99_ms":%s,"added_path_p99_ms":%s,"delivery_p99_ms":%s,"added_delivery_p99_ms":%s,"delivery_rise_p99_ms":%s,"added_delivery_rise_p99_ms":%s,"delivery_rise_max_ms":%s}' \
+              "$(ms "$probe_rise_p99_us" "${brise99[$key]}")" "$(ms "$probe_rise_max_us")" "$(ms "$probe_in_p99_us")" "$(ms "$probe_first_out_p99_us")" "$probe_errors")")
+            extra=$(printf ',"paced":{"pace_ms":%s,"requests":%s,"errors":%s,"ttfc_p50_ms":%s,"ttfc_p99_ms":%s,"added_ttfc_p50_ms":%s,"added_ttfc_p99_ms":%s,"largest_gap_p99_ms":%s,"added_largest_gap_p99_ms":%s,"largest_gap_max_ms":%s,"added_largest_gap_max_ms":%s,"stamped":%s,"path_p50_ms":%s,"path_p99_ms":%s,"added_path_p99_ms":%s,"delivery_p99_ms":%s,"added_delivery_p99_ms":%s,"delivery_rise_p99_ms":%s,"added_delivery_rise_p99_ms":%s,"delivery_rise_max_ms":%s,"in_p99_ms":%s,"first_out_p99_ms":%s}' \
               "$PACE_MS" "$probe_requests" "$probe_errors" "$(ms "$probe_ttfc_p50_us")" "$(ms "$probe_ttfc_p99_us")" "$(ms "$probe_ttfc_p50_us" "${bttfc50[$key]}")" \
               "$(ms "$probe_ttfc_p99_us" "${bttfc99[$key]}")" "$(ms "$probe_gap_p99_us")" "$(ms "$probe_gap_p99_us" "${bgap99[$key]}")" "$(ms "$probe_gap_max_us")" \
               "$(ms "$probe_gap_max_us" "${bgapmax[$key]}")" "$probe_stamped" "$(ms "$probe_path_p50_us")" "$(ms "$probe_path_p99_us")" \
               "$(ms "$probe_path_p99_us" "${bpath99[$key]}")" "$(ms "$probe_delivery_p99_us")" "$(ms "$probe_delivery_p99_us" "${bdeliv99[$key]}")" \
-              "$(ms "$probe_rise_p99_us")" "$(ms "$probe_rise_p99_us" "${brise99[$key]}")" "$(ms "$probe_rise_max_us")")
+              "$(ms "$probe_rise_p99_us")" "$(ms "$probe_rise_p99_us" "${brise99[$key]}")" "$(ms "$probe_rise_max_us")" \
+              "$(ms "$probe_in_p99_us")" "$(ms "$probe_first_out_p99_us")")
           fi
           printf '%-8s %-7s %-9s %5s %9s %9.3f %9.3f %10s %10s %9s %7.0f %6s%s\n' "$target" "$kind" "$proto" "$c" "$rps" \
             "$(awk -v x="$local_p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$local_p99_us" 'BEGIN{print x/1000}')" "$a50" "$a99" "$cpu" "$rss" "$core1" \
@@ -259,8 +260,9 @@ for run in $(seq 1 "$RUNS"); do
     echo "streams paced at ${PACE_MS} ms between events (bench/StreamProbe), ms: time to first text chunk (ttfc); from the mock's stamps, the first"
     echo "chunk's path (ttfc less the mock's own time to it: the request's way in and the chunk's way out), each chunk's delivery (mock"
     echo "wrote it -> client read it), and per request the largest rise in delivery from one chunk to the next (rise: a gap the path"
-    echo "added between two chunks); added = minus direct"
-    printf '%-8s %-9s %5s %8s %8s %8s %8s %8s %9s %8s %10s %8s %10s %8s %6s\n' target protocol conns requests ttfc_p50 ttfc_p99 path_p50 path_p99 added_p99 deliv_p99 added_p99 rise_p99 added_p99 rise_max errors
+    echo "added between two chunks); added = minus direct; the path's p99 split: in (request sent -> the mock has it) and out (the mock"
+    echo "wrote the first chunk -> the client has it)"
+    printf '%-8s %-9s %5s %8s %8s %8s %8s %8s %9s %8s %10s %8s %10s %8s %7s %7s %6s\n' target protocol conns requests ttfc_p50 ttfc_p99 path_p50 path_p99 added_p99 deliv_p99 added_p99 rise_p99 added_p99 rise_max in_p99 out_p99 errors
     printf '%s\n' "${probe_rows[@]}"
   fi
   cp "$json" bench/results/latest.json

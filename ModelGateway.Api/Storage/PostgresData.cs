@@ -2,7 +2,7 @@ using Npgsql;
 
 namespace ModelGateway.Api.Storage;
 
-/// <summary>What Postgres will and will not store, for the batch sinks.</summary>
+/// <summary>Postgres for the gateway: how its connections are tuned, and what Postgres will and will not store, for the batch sinks.</summary>
 internal static class PostgresData
 {
     /// <summary>Statements each physical connection keeps prepared (Npgsql's auto-preparation) unless the connection string says.</summary>
@@ -13,7 +13,8 @@ internal static class PostgresData
     /// table whatever the traffic (a batch waits at most the flush interval). With small batches Postgres's cost is per
     /// statement, not per row: parsing and planning an insert of 19 array parameters, and the reset Npgsql prepends when a pooled
     /// connection is reused (RESET ALL, DISCARD and the like). Measured on the bench's Postgres (paced streams, ~190 requests/s,
-    /// ~40 inserts/s): 410-510 ms of Postgres CPU per 10 s, 260-270 with both settings (docs/benchmark.md, session 18).
+    /// ~40 inserts/s, tables of 2.8 M rows): 410-510 ms of Postgres CPU per 8 s probe, 260-270 with both settings; at saturation
+    /// (batches of hundreds of rows) no change (docs/benchmark.md, session 18).
     /// <list type="bullet">
     /// <item>Auto-preparation: a statement run five times on a connection is prepared there, so later runs skip the parse and the plan.
     /// An explicit <c>Max Auto Prepare</c> wins (0 turns it off, as a PgBouncer in transaction mode before 1.21 needs).</item>
