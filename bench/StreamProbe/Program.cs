@@ -9,8 +9,9 @@ using System.Net.Http.Headers;
 // With the mock's fault-stamped-chunks (docs/fake-upstream.md) each text chunk says when the mock got the request (R) and
 // wrote the chunk (S), on this machine's monotonic clock (Stopwatch), so the probe also times the path alone, free of the
 // mock's own pacing and its timer's jitter (a 10 ms delay took 10-15 ms here): the first chunk's path = time to first
-// chunk - (S1 - R), the request's way in and the chunk's way out; each chunk's delivery = received - S; and per request the
-// largest rise in delivery from one chunk to the next (delivery_k - delivery_k-1): a gap the path added between two chunks.
+// chunk - (S1 - R), the request's way in (R - sent) and the chunk's way out (received - S1), each also printed alone; each
+// chunk's delivery = received - S; and per request the largest rise in delivery from one chunk to the next
+// (delivery_k - delivery_k-1): a gap the path added between two chunks.
 //
 //   StreamProbe --url URL --body FILE [--connections 32] [--duration 10] [--warmup 2] [--key sk-dev-local]
 var options = Args.Parse(args);
