@@ -24,26 +24,16 @@ internal static class PostgresData
     /// </summary>
     public static void Tune(NpgsqlConnectionStringBuilder connection)
     {
+        // What the string itself sets: Npgsql's ContainsKey is true for every keyword it knows, set or not; it writes the ones
+        // set under their canonical names ("Max Auto Prepare"), which a plain builder's case-insensitive lookup finds.
         var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connection.ConnectionString };
-        if (!Names(given, "maxautoprepare"))
+        if (!given.ContainsKey("Max Auto Prepare"))
         {
             connection.MaxAutoPrepare = AutoPrepared;
         }
-        if (!Names(given, "noresetonclose"))
+        if (!given.ContainsKey("No Reset On Close"))
         {
             connection.NoResetOnClose = true;
-        }
-
-        static bool Names(System.Data.Common.DbConnectionStringBuilder given, string keyword)
-        {
-            foreach (string key in given.Keys)
-            {
-                if (string.Equals(key.Replace(" ", "", StringComparison.Ordinal), keyword, StringComparison.OrdinalIgnoreCase))
-                {
-                    return true;
-                }
-            }
-            return false;
         }
     }
 
