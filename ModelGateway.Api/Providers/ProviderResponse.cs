@@ -154,7 +154,9 @@ internal enum StreamEventKind
 }
 
 /// <summary>
-/// One translated stream event. <see cref="Json"/> is the OpenAI JSON payload (without the SSE <c>data: </c> framing).
+/// One translated stream event. <see cref="Json"/> is the OpenAI JSON payload (without the SSE <c>data: </c> framing); it
+/// is valid until the next event of the same stream is read (adapters reuse one buffer per stream), so whoever keeps an
+/// event past that copies its bytes.
 /// <see cref="Usage"/> is set when this event carried usage; <see cref="ContentDelta"/> holds the text this chunk
 /// added (content and tool-call arguments), so a stream cut short can still be billed for what was produced.
 /// </summary>

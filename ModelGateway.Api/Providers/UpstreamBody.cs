@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
@@ -51,14 +52,17 @@ internal static class UpstreamBody
     /// Yields the <c>data</c> payload of each server-sent event as it arrives (https://html.spec.whatwg.org/multipage/server-sent-events.html).
     /// Silence longer than <paramref name="idleTimeout"/> between two events throws a <see cref="TimeoutException"/>; time the
     /// caller spends with an event (relaying it to a slow client) is not the provider's silence and is not counted.
+    /// Each payload is valid until the next one is read: all of them go through one pooled buffer per stream, so relaying
+    /// a chunk allocates nothing for its bytes (a copy per event was an eighth of what a paced stream allocated).
     /// </summary>
-    public static async IAsyncEnumerable<byte[]> ReadSseDataAsync(HttpResponseMessage response, TimeSpan idleTimeout,
+    public static async IAsyncEnumerable<ReadOnlyMemory<byte>> ReadSseDataAsync(HttpResponseMessage response, TimeSpan idleTimeout,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         idle.CancelAfter(idleTimeout);
         await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
-        var parser = SseParser.Create(body, static (_, data) => data.ToArray());
+        using var payload = new EventPayload();
+        var parser = SseParser.Create(body, payload.Parse);
         await using var events = parser.EnumerateAsync(idle.Token).GetAsyncEnumerator(idle.Token);
         while (true)
         {
@@ -80,6 +84,35 @@ internal static class UpstreamBody
             idle.CancelAfter(Timeout.InfiniteTimeSpan);
             yield return events.Current.Data;
             idle.CancelAfter(idleTimeout);
+        }
+    }
+
+    /// <summary>
+    /// The stream's one buffer for event payloads, rented from the shared pool and grown to the largest event: the parser
+    /// hands over each event once it is complete and the caller is done with the previous one (the enumeration is pulled).
+    /// </summary>
+    private sealed class EventPayload : IDisposable
+    {
+        private byte[] _buffer = [];
+
+        public ReadOnlyMemory<byte> Parse(string eventType, ReadOnlySpan<byte> data)
+        {
+            if (data.Length > _buffer.Length)
+            {
+                Dispose();
+                _buffer = ArrayPool<byte>.Shared.Rent(data.Length);
+            }
+            data.CopyTo(_buffer);
+            return _buffer.AsMemory(0, data.Length);
+        }
+
+        public void Dispose()
+        {
+            if (_buffer.Length > 0)
+            {
+                ArrayPool<byte>.Shared.Return(_buffer);
+            }
+            _buffer = [];
         }
     }
 }

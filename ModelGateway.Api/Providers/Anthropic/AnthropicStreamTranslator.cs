@@ -18,7 +18,7 @@ namespace ModelGateway.Api.Providers.Anthropic;
 /// <item><c>error</c> → an OpenAI error envelope; <c>ping</c>, block stops, thinking and unknown events → nothing.</item>
 /// </list>
 /// One instance per stream; not thread-safe. Each event is read with a pooled <see cref="JsonDocument"/> and written with
-/// one reused <see cref="Utf8JsonWriter"/>.
+/// one reused <see cref="Utf8JsonWriter"/> into one buffer, which the next event overwrites.
 /// </summary>
 internal sealed class AnthropicStreamTranslator
 {
@@ -55,7 +55,7 @@ internal sealed class AnthropicStreamTranslator
     /// <summary>Whether <c>message_stop</c> has arrived: anything less is a stream cut short.</summary>
     public bool Completed { get; private set; }
 
-    public bool TryTranslate(byte[] data, out StreamEvent streamEvent)
+    public bool TryTranslate(ReadOnlyMemory<byte> data, out StreamEvent streamEvent)
     {
         using var document = JsonDocument.Parse(data);
         var root = document.RootElement;
@@ -304,7 +304,7 @@ internal sealed class AnthropicStreamTranslator
         _writer.WriteEndObject();
     }
 
-    private byte[] UsageChunk()
+    private ReadOnlyMemory<byte> UsageChunk()
     {
         WriteEnvelope();
         _writer.WriteStartArray("choices");
@@ -341,9 +341,11 @@ internal sealed class AnthropicStreamTranslator
         return envelope.ToUtf8Bytes();
     }
 
-    private byte[] Written()
+    /// <summary>The chunk just written, in the stream's one buffer: valid until the next event is translated (the relay
+    /// copies it to the client before reading on), so a chunk allocates nothing for its bytes.</summary>
+    private ReadOnlyMemory<byte> Written()
     {
         _writer.Flush();
-        return _buffer.WrittenSpan.ToArray();
+        return _buffer.WrittenMemory;
     }
 }

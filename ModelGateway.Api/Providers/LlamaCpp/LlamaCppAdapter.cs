@@ -46,10 +46,10 @@ internal sealed class LlamaCppAdapter(IOptions<GatewayOptions> options, ITokenCo
 
     protected override StreamState CreateStreamState(ProviderCall call) => new LlamaStreamState(call);
 
-    protected override bool TryTranslateChunk(byte[] data, StreamState state, out StreamEvent streamEvent)
+    protected override bool TryTranslateChunk(ReadOnlyMemory<byte> data, StreamState state, out StreamEvent streamEvent)
     {
         var s = (LlamaStreamState)state;
-        var chunk = ParseChunk(data);
+        var chunk = ParseChunk(data.Span);
         if (chunk["error"] is null)
         {
             if (s.Id is null && chunk["id"] is JsonValue id && id.GetValueKind() == JsonValueKind.String)

@@ -11,9 +11,9 @@ namespace ModelGateway.Api.Providers.OpenAICompatible;
 /// </summary>
 internal static class ChunkScan
 {
-    public static StreamEvent Read(byte[] data)
+    public static StreamEvent Read(ReadOnlyMemory<byte> data)
     {
-        var reader = new Utf8JsonReader(data);
+        var reader = new Utf8JsonReader(data.Span);
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
         {
             throw new JsonException("A stream event is not a JSON object.");

@@ -227,7 +227,7 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
     /// Turns one upstream SSE data payload into a stream event. Returns false for payloads to drop.
     /// OpenAI sends the usage on a last chunk whose <c>choices</c> is empty.
     /// </summary>
-    protected virtual bool TryTranslateChunk(byte[] data, StreamState state, out StreamEvent streamEvent) =>
+    protected virtual bool TryTranslateChunk(ReadOnlyMemory<byte> data, StreamState state, out StreamEvent streamEvent) =>
         Classify(data, state, out streamEvent);
 
     protected static JsonObject ParseChunk(ReadOnlySpan<byte> data) =>
@@ -237,7 +237,7 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
     /// Classifies the OpenAI chunk <paramref name="bytes"/> (<see cref="ChunkScan"/>: one reader pass, no DOM) and notes its
     /// usage in <paramref name="state"/>. A usage-only chunk without usage is dropped.
     /// </summary>
-    protected static bool Classify(byte[] bytes, StreamState state, out StreamEvent streamEvent)
+    protected static bool Classify(ReadOnlyMemory<byte> bytes, StreamState state, out StreamEvent streamEvent)
     {
         streamEvent = ChunkScan.Read(bytes);
         if (streamEvent.Kind == StreamEventKind.Error)
@@ -277,7 +277,7 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
         {
             await foreach (var data in UpstreamBody.ReadSseDataAsync(response, idleTimeout, cancellationToken))
             {
-                if (data.AsSpan().SequenceEqual("[DONE]"u8))
+                if (data.Span.SequenceEqual("[DONE]"u8))
                 {
                     break;
                 }

@@ -80,7 +80,8 @@ internal static class ProviderTestKit
         var events = new List<StreamEvent>();
         await foreach (var e in stream.ReadEventsAsync(TestContext.Current.CancellationToken))
         {
-            events.Add(e);
+            // An event's bytes are valid until the next is read (one buffer per stream): kept events keep a copy.
+            events.Add(e with { Json = e.Json.ToArray() });
         }
         return events;
     }
