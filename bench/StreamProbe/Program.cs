@@ -13,7 +13,11 @@ using System.Net.Http.Headers;
 // chunk's delivery = received - S; and per request the largest rise in delivery from one chunk to the next
 // (delivery_k - delivery_k-1): a gap the path added between two chunks.
 //
-//   StreamProbe --url URL --body FILE [--connections 32] [--duration 10] [--warmup 2] [--key sk-dev-local]
+// With --samples FILE it also writes each stamped sample of the measured run, in Stopwatch ticks of the machine's monotonic
+// clock (the clock a runtime trace is stamped with), for TraceSummary --probe to tell which of the slowest overlapped a GC
+// pause of the gateway: "path SENT R S1 RECEIVED" for a first chunk, "rise S RECEIVED RISE" for each later one.
+//
+//   StreamProbe --url URL --body FILE [--connections 32] [--duration 10] [--warmup 2] [--key sk-dev-local] [--samples FILE]
 var options = Args.Parse(args);
 var body = await File.ReadAllBytesAsync(options.BodyFile);
 using var handler = new SocketsHttpHandler
@@ -43,6 +47,10 @@ Console.WriteLine($"RESULT requests={ttfc.Length} errors={errors} ttfc_p50_us={P
     + $"delivery_p50_us={Percentile(deliveries, 50)} delivery_p99_us={Percentile(deliveries, 99)} "
     + $"rise_p99_us={Percentile(rises, 99)} rise_max_us={(rises.Length == 0 ? 0 : rises[^1])} "
     + $"in_p50_us={Percentile(waysIn, 50)} in_p99_us={Percentile(waysIn, 99)} first_out_p50_us={Percentile(firstOuts, 50)} first_out_p99_us={Percentile(firstOuts, 99)}");
+if (options.SamplesFile is { } samplesFile)
+{
+    await File.WriteAllLinesAsync(samplesFile, stamped.SelectMany(r => r.Lines));
+}
 return errors == 0 ? 0 : 1;
 
 async Task<List<Sample>> RunAsync(TimeSpan length, bool record)
@@ -90,6 +98,7 @@ async Task<Sample> OneAsync(byte[] buffer)
         // With stamps: the first chunk's mock time (S1 - R), each chunk's delivery, and the largest rise in delivery.
         long firstMockTicks = -1, firstReceived = 0, firstWritten = 0, previousDelivery = 0, largestRise = 0;
         var deliveries = new List<long>(16);
+        var lines = new List<string>(options.SamplesFile is null ? 0 : 16);
         var current = new List<byte>(512); // the event being read (an event may span reads)
         int read;
         while ((read = await stream.ReadAsync(buffer)) > 0)
@@ -120,6 +129,10 @@ async Task<Sample> OneAsync(byte[] buffer)
                             largestRise = Math.Max(largestRise, delivery - previousDelivery);
                         }
                         deliveries.Add(Micros(delivery));
+                        if (options.SamplesFile is not null)
+                        {
+                            lines.Add(events == 0 ? $"path {sent} {received} {written} {now}" : $"rise {written} {now} {delivery - previousDelivery}");
+                        }
                         previousDelivery = delivery;
                     }
                     if (events++ == 0)
@@ -142,7 +155,7 @@ async Task<Sample> OneAsync(byte[] buffer)
         var isStamped = firstMockTicks >= 0 && deliveries.Count == events;
         return new Sample(true, Micros(first - sent), Micros(largestGap), events, isStamped,
             isStamped ? Micros(first - sent - firstMockTicks) : 0, isStamped ? deliveries : [], isStamped ? Micros(largestRise) : 0,
-            isStamped ? Micros(firstReceived - sent) : 0, isStamped ? Micros(first - firstWritten) : 0);
+            isStamped ? Micros(firstReceived - sent) : 0, isStamped ? Micros(first - firstWritten) : 0) { Lines = lines };
     }
     catch (Exception ex) when (ex is HttpRequestException or IOException or TaskCanceledException)
     {
@@ -188,10 +201,13 @@ static long Percentile(long[] sorted, int p) => sorted.Length == 0 ? 0 : sorted[
 internal readonly record struct Sample(bool Ok, long FirstChunkUs, long LargestGapUs, int Events, bool Stamped, long FirstPathUs,
     IReadOnlyList<long> DeliveriesUs, long LargestRiseUs, long WayInUs, long FirstOutUs)
 {
+    /// <summary>The sample's lines for --samples (empty without it).</summary>
+    public IReadOnlyList<string> Lines { get; init; } = [];
+
     public static Sample Failed => new(false, 0, 0, 0, false, 0, [], 0, 0, 0);
 }
 
-internal sealed record Args(string Url, string BodyFile, int Connections, int Duration, int Warmup, string Key)
+internal sealed record Args(string Url, string BodyFile, int Connections, int Duration, int Warmup, string Key, string? SamplesFile)
 {
     public static Args Parse(string[] args)
     {
@@ -199,6 +215,6 @@ internal sealed record Args(string Url, string BodyFile, int Connections, int Du
         return new Args(Get("--url") ?? throw new ArgumentException("--url is required"),
             Get("--body") ?? throw new ArgumentException("--body is required"),
             int.Parse(Get("--connections") ?? "32"), int.Parse(Get("--duration") ?? "10"), int.Parse(Get("--warmup") ?? "2"),
-            Get("--key") ?? "sk-dev-local");
+            Get("--key") ?? "sk-dev-local", Get("--samples"));
     }
 }

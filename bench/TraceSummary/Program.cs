@@ -10,10 +10,15 @@ using Microsoft.Diagnostics.Tracing.Parsers.Clr;
 // With --stalls MS (capture the Microsoft.AspNetCore.Hosting provider too): every stretch of MS or more in which no request
 // completed, with what the runtime reported during it (GC pauses, thread-pool thread changes and why, lock contention over
 // 1 ms), to tell a stall inside the gateway from one outside it (a starved upstream, a paused machine).
+// With --probe FILE (StreamProbe --samples, run while the trace was captured): of the slowest first-chunk paths and chunk
+// delivery rises (the p99 and above), how many overlapped a GC pause of the traced process, and the p99 without those: whether
+// a stream's tail is the gateway's own collections or the machine's scheduling. Both files carry the monotonic clock's ticks.
+// Raw timestamps (TimeStampQPC, "discouraged" in favour of relative times) are what --probe matches another process's clock by.
+#pragma warning disable CS0618
 var options = Options.Parse(args);
 if (options is null)
 {
-    Console.Error.WriteLine("usage: TraceSummary <file.nettrace> [--requests N] [--type NAME|*] [--depth N] [--top N] [--stalls MS]");
+    Console.Error.WriteLine("usage: TraceSummary <file.nettrace> [--requests N] [--type NAME|*] [--depth N] [--top N] [--stalls MS] [--probe FILE]");
     return 2;
 }
 
@@ -27,6 +32,8 @@ var poolChanges = new List<(double AtMs, string What)>();
 var contentions = new List<(double AtMs, double Ms)>();
 long promotedToGen1 = 0, promotedToGen2 = 0;
 double suspendedAt = -1;
+long suspendedQpc = 0;
+var pausesQpc = new List<(long From, long To)>();
 var generation = -1;
 foreach (var e in log.Events)
 {
@@ -45,6 +52,7 @@ foreach (var e in log.Events)
             break;
         case GCSuspendEETraceData:
             suspendedAt = e.TimeStampRelativeMSec;
+            suspendedQpc = e.TimeStampQPC;
             break;
         case GCHeapStatsTraceData stats:
             // What each collection kept: gen0's survivors move to gen1, gen1's (in a gen1 or gen2 collection) to gen2.
@@ -56,6 +64,7 @@ foreach (var e in log.Events)
             break;
         case GCNoUserDataTraceData when e.EventName == "GC/RestartEEStop" && suspendedAt >= 0:
             pauses.Add((suspendedAt, e.TimeStampRelativeMSec - suspendedAt, generation));
+            pausesQpc.Add((suspendedQpc, e.TimeStampQPC));
             suspendedAt = -1;
             break;
         case { ProviderName: "Microsoft.AspNetCore.Hosting", EventName: "Request/Stop" }:
@@ -67,6 +76,51 @@ foreach (var e in log.Events)
         case { EventName: "Contention/Stop" } when e.PayloadByName("DurationNs") is double ns && ns > 1e6:
             contentions.Add((e.TimeStampRelativeMSec - ns / 1e6, ns / 1e6));
             break;
+    }
+}
+
+if (options.ProbeFile is { } probeFile)
+{
+    // Samples inside the capture only: a pause outside it is unknown, so a sample there would count as clear of GC.
+    var (first, last) = (log.Events.First().TimeStampQPC, log.Events.Last().TimeStampQPC);
+    bool Paused(long from, long to) => pausesQpc.Any(p => p.From < to && p.To > from);
+    var paths = new List<(double Us, bool Gc)>();
+    // Per request, its largest rise (what StreamProbe's rise_p99 and the bench's added gap are taken from): a path line
+    // starts a request, its rise lines follow.
+    var rises = new List<(double Us, bool Gc)>();
+    (double Us, bool Gc)? largest = null;
+    // On Linux a trace's timestamps and another process's Stopwatch are both CLOCK_MONOTONIC in nanoseconds.
+    var toUs = 1e6 / System.Diagnostics.Stopwatch.Frequency;
+    foreach (var f in File.ReadLines(probeFile).Select(l => l.Split(' ')))
+    {
+        var t = f.Skip(1).Select(long.Parse).ToArray();
+        if (f[0] == "path")
+        {
+            AddLargest();
+            if (t[0] >= first && t[3] <= last)
+            {
+                // The way in (sent -> the mock has it) and the way out (the mock wrote it -> the client has it).
+                paths.Add(((t[1] - t[0] + t[3] - t[2]) * toUs, Paused(t[0], t[1]) || Paused(t[2], t[3])));
+            }
+        }
+        else if (f[0] == "rise" && t[0] >= first && t[1] <= last && (largest is null || t[2] * toUs > largest.Value.Us))
+        {
+            largest = (t[2] * toUs, Paused(t[0], t[1]));
+        }
+    }
+    AddLargest();
+    Console.WriteLine($"GC pauses: {pausesQpc.Count} in {(last - first) * toUs / 1e6:F1} s, {pausesQpc.Sum(p => p.To - p.From) * toUs / 1000:F1} ms in all");
+    ProbeTail("first chunk's path", paths);
+    ProbeTail("largest rise per request", rises);
+    return 0;
+
+    void AddLargest()
+    {
+        if (largest is { } r)
+        {
+            rises.Add(r);
+        }
+        largest = null;
     }
 }
 
@@ -112,6 +166,24 @@ foreach (var g in pauses.GroupBy(p => p.Generation).OrderBy(g => g.Key))
 Console.WriteLine($"promoted into gen1: {promotedToGen1 / 1e6:F1} MB{PerRequest(promotedToGen1)}; into gen2: {promotedToGen2 / 1e6:F1} MB{PerRequest(promotedToGen2)}");
 return 0;
 
+static void ProbeTail(string name, List<(double Us, bool Gc)> samples)
+{
+    if (samples.Count == 0)
+    {
+        Console.WriteLine($"{name}: no samples inside the capture");
+        return;
+    }
+    static double P99(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length == 0 ? 0 : sorted[Math.Max(0, (int)Math.Ceiling(0.99 * sorted.Length) - 1)];
+    }
+    var p99 = P99(samples.Select(s => s.Us));
+    var tail = samples.Where(s => s.Us >= p99).ToArray();
+    Console.WriteLine($"{name}: {samples.Count} samples, p99 {p99:F0} us; at or above it {tail.Length}, of which {tail.Count(s => s.Gc)} overlapped a GC pause; "
+        + $"{samples.Count(s => s.Gc)} samples in all overlapped one; p99 without them {P99(samples.Where(s => !s.Gc).Select(s => s.Us)):F0} us");
+}
+
 // The managed frames of an allocation, innermost first, without the allocator's own frames.
 static string Stack(TraceCallStack? frame, int depth)
 {
@@ -131,7 +203,7 @@ static string Stack(TraceCallStack? frame, int depth)
     return frames.Count == 0 ? "    (no managed frames)" : string.Join('\n', frames);
 }
 
-internal sealed record Options(string Path, long? Requests, string Type, int Depth, int Top, double? StallMs)
+internal sealed record Options(string Path, long? Requests, string Type, int Depth, int Top, double? StallMs, string? ProbeFile)
 {
     public static Options? Parse(string[] args)
     {
@@ -143,6 +215,7 @@ internal sealed record Options(string Path, long? Requests, string Type, int Dep
         string type = "*";
         int depth = 6, top = 25;
         double? stallMs = null;
+        string? probe = null;
         for (var i = 1; i + 1 < args.Length; i += 2)
         {
             switch (args[i])
@@ -152,9 +225,10 @@ internal sealed record Options(string Path, long? Requests, string Type, int Dep
                 case "--depth": depth = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
                 case "--top": top = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
                 case "--stalls": stallMs = double.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
+                case "--probe": probe = args[i + 1]; break;
                 default: return null;
             }
         }
-        return new Options(args[0], requests, type, depth, top, stallMs);
+        return new Options(args[0], requests, type, depth, top, stallMs, probe);
     }
 }
