@@ -34,4 +34,20 @@ public sealed class ContainerPropertiesTests
         Assert.Equal("8080", (string?)port!["Identity"]);
         Assert.Equal("tcp", (string?)port["Type"]);
     }
+
+    /// <summary>The smallest gen0 budget the gateway's GC runs with (16 MiB; ModelGateway.Api.csproj says why).</summary>
+    public const string GatewayGen0Size = "0x1000000";
+
+    [Fact]
+    public async Task The_gateway_image_sets_its_gen0_budget()
+    {
+        var (exitCode, output) = await Repository.RunDotnetAsync(
+            ["msbuild", Repository.PathOf("ModelGateway.Api", "ModelGateway.Api.csproj"), "-nologo", "-getItem:ContainerEnvironmentVariable"],
+            TimeSpan.FromSeconds(60));
+        Assert.True(exitCode == 0, output);
+        var variables = JsonNode.Parse(output[output.IndexOf('{', StringComparison.Ordinal)..])!["Items"]!["ContainerEnvironmentVariable"]!.AsArray();
+
+        var gen0 = Assert.Single(variables, v => (string?)v!["Identity"] == "DOTNET_GCgen0size");
+        Assert.Equal(GatewayGen0Size, (string?)gen0!["Value"]);
+    }
 }
