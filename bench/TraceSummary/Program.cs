@@ -10,8 +10,8 @@ using Microsoft.Diagnostics.Tracing.Parsers.Clr;
 // With --stalls MS (capture the Microsoft.AspNetCore.Hosting provider too): every stretch of MS or more in which no request
 // completed, with what the runtime reported during it (GC pauses, thread-pool thread changes and why, lock contention over
 // 1 ms), to tell a stall inside the gateway from one outside it (a starved upstream, a paused machine).
-// With --probe FILE (StreamProbe --samples, run while the trace was captured): of the slowest first-chunk paths and chunk
-// delivery rises (the p99 and above), how many overlapped a GC pause of the traced process, and the p99 without those: whether
+// With --probe FILE (StreamProbe --samples, run while the trace was captured): of the slowest first-chunk paths and
+// per-request largest delivery rises (the p99 and above), how many overlapped a GC pause of the traced process, and the p99 without those: whether
 // a stream's tail is the gateway's own collections or the machine's scheduling. Both files carry the monotonic clock's ticks.
 // Raw timestamps (TimeStampQPC, "discouraged" in favour of relative times) are what --probe matches another process's clock by.
 #pragma warning disable CS0618
@@ -26,17 +26,18 @@ using var log = TraceLog.OpenOrConvert(TraceLog.CreateFromEventPipeDataFile(opti
 var byType = new Dictionary<string, long>();
 var byStack = new Dictionary<string, long>();
 long total = 0, typeTotal = 0;
-var pauses = new List<(double AtMs, double Ms, int Generation)>();
+// Each pause also on the raw clock (FromQpc, ToQpc), for --probe.
+var pauses = new List<(double AtMs, double Ms, int Generation, long FromQpc, long ToQpc)>();
 var completions = new List<double>();
 var poolChanges = new List<(double AtMs, string What)>();
 var contentions = new List<(double AtMs, double Ms)>();
 long promotedToGen1 = 0, promotedToGen2 = 0;
 double suspendedAt = -1;
-long suspendedQpc = 0;
-var pausesQpc = new List<(long From, long To)>();
+long suspendedQpc = 0, firstQpc = long.MaxValue, lastQpc = 0;
 var generation = -1;
 foreach (var e in log.Events)
 {
+    (firstQpc, lastQpc) = (Math.Min(firstQpc, e.TimeStampQPC), Math.Max(lastQpc, e.TimeStampQPC));
     switch (e)
     {
         case GCAllocationTickTraceData tick:
@@ -63,8 +64,7 @@ foreach (var e in log.Events)
             generation = start.Depth;
             break;
         case GCNoUserDataTraceData when e.EventName == "GC/RestartEEStop" && suspendedAt >= 0:
-            pauses.Add((suspendedAt, e.TimeStampRelativeMSec - suspendedAt, generation));
-            pausesQpc.Add((suspendedQpc, e.TimeStampQPC));
+            pauses.Add((suspendedAt, e.TimeStampRelativeMSec - suspendedAt, generation, suspendedQpc, e.TimeStampQPC));
             suspendedAt = -1;
             break;
         case { ProviderName: "Microsoft.AspNetCore.Hosting", EventName: "Request/Stop" }:
@@ -82,8 +82,8 @@ foreach (var e in log.Events)
 if (options.ProbeFile is { } probeFile)
 {
     // Samples inside the capture only: a pause outside it is unknown, so a sample there would count as clear of GC.
-    var (first, last) = (log.Events.First().TimeStampQPC, log.Events.Last().TimeStampQPC);
-    bool Paused(long from, long to) => pausesQpc.Any(p => p.From < to && p.To > from);
+    var (first, last) = (firstQpc, lastQpc);
+    bool Paused(long from, long to) => pauses.Any(p => p.FromQpc < to && p.ToQpc > from);
     var paths = new List<(double Us, bool Gc)>();
     // Per request, its largest rise (what StreamProbe's rise_p99 and the bench's added gap are taken from): a path line
     // starts a request, its rise lines follow.
@@ -109,7 +109,7 @@ if (options.ProbeFile is { } probeFile)
         }
     }
     AddLargest();
-    Console.WriteLine($"GC pauses: {pausesQpc.Count} in {(last - first) * toUs / 1e6:F1} s, {pausesQpc.Sum(p => p.To - p.From) * toUs / 1000:F1} ms in all");
+    Console.WriteLine($"GC pauses: {pauses.Count} in {(last - first) * toUs / 1e6:F1} s, {pauses.Sum(p => p.Ms):F1} ms in all");
     ProbeTail("first chunk's path", paths);
     ProbeTail("largest rise per request", rises);
     return 0;
