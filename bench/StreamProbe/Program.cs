@@ -98,7 +98,7 @@ async Task<Sample> OneAsync(byte[] buffer)
         // With stamps: the first chunk's mock time (S1 - R), each chunk's delivery, and the largest rise in delivery.
         long firstMockTicks = -1, firstReceived = 0, firstWritten = 0, previousDelivery = 0, largestRise = 0;
         var deliveries = new List<long>(16);
-        var lines = new List<string>(options.SamplesFile is null ? 0 : 16);
+        var lines = options.SamplesFile is null ? null : new List<string>(16); // only with --samples
         var current = new List<byte>(512); // the event being read (an event may span reads)
         int read;
         while ((read = await stream.ReadAsync(buffer)) > 0)
@@ -129,10 +129,7 @@ async Task<Sample> OneAsync(byte[] buffer)
                             largestRise = Math.Max(largestRise, delivery - previousDelivery);
                         }
                         deliveries.Add(Micros(delivery));
-                        if (options.SamplesFile is not null)
-                        {
-                            lines.Add(events == 0 ? $"path {sent} {received} {written} {now}" : $"rise {written} {now} {delivery - previousDelivery}");
-                        }
+                        lines?.Add(events == 0 ? $"path {sent} {received} {written} {now}" : $"rise {written} {now} {delivery - previousDelivery}");
                         previousDelivery = delivery;
                     }
                     if (events++ == 0)
@@ -155,7 +152,7 @@ async Task<Sample> OneAsync(byte[] buffer)
         var isStamped = firstMockTicks >= 0 && deliveries.Count == events;
         return new Sample(true, Micros(first - sent), Micros(largestGap), events, isStamped,
             isStamped ? Micros(first - sent - firstMockTicks) : 0, isStamped ? deliveries : [], isStamped ? Micros(largestRise) : 0,
-            isStamped ? Micros(firstReceived - sent) : 0, isStamped ? Micros(first - firstWritten) : 0) { Lines = lines };
+            isStamped ? Micros(firstReceived - sent) : 0, isStamped ? Micros(first - firstWritten) : 0) { Lines = lines ?? [] };
     }
     catch (Exception ex) when (ex is HttpRequestException or IOException or TaskCanceledException)
     {
