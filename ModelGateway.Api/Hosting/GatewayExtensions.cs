@@ -36,6 +36,9 @@ internal static class GatewayExtensions
             .ValidateOnStart();
 
         builder.AddServerLimits(); // Kestrel limits (slowloris, idle connections), graceful drain, CORS
+        builder.Services.AddOptions<RuntimeOptions>().Bind(builder.Configuration.GetSection(RuntimeOptions.SectionName))
+            .ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddHostedService<BackgroundGcKeeper>(); // gen2 collections stay background ones on one CPU
 
         // Storage: Aspire's clients bring connection resilience, health checks and telemetry.
         builder.AddNpgsqlDataSource("postgres", configureDataSourceBuilder: db => PostgresData.Tune(db.ConnectionStringBuilder));

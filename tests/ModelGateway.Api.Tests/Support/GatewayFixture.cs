@@ -106,6 +106,8 @@ public sealed class GatewayApp(IEnumerable<KeyValuePair<string, string?>> settin
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Development");
+        // Many gateways start in one test process: none asks the runtime for collections (BackgroundGcKeeperTests covers it).
+        builder.UseSetting("Runtime:BackgroundGcKeepAlive", "00:00:00");
         // UseSetting, not ConfigureAppConfiguration: with minimal hosting, Program reads connection strings while
         // registering services, before late configuration sources are applied.
         foreach (var (key, value) in _settings)
