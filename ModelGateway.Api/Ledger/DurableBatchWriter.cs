@@ -50,6 +50,16 @@ internal sealed partial class DurableBatchWriter<T> : Telemetry.IObservedWriter
         // The unbounded channel links segments that it drops once read, so records written as values (TraceRecord, LedgerRow)
         // would still leave garbage behind, in segments large enough to go straight to the large-object heap.
         _channel = Channel.CreateBounded<T>(new BoundedChannelOptions(settings.Capacity) { FullMode = BoundedChannelFullMode.Wait });
+        // Grow that array to the full capacity now, while nothing is waiting: otherwise it doubles during the first deep
+        // backlog (a slow flush), a large-object allocation that then stays, so memory stepped up minutes into steady load
+        // (the 5-minute soak: 162 -> 175 MB at 195 s, the trace buffer's 2.6 MB array replaced by a 5.2 MB one;
+        // docs/benchmark.md, session 20). The memory is the same, taken at start.
+        for (var i = 0; i < settings.Capacity && _channel.Writer.TryWrite(default!); i++)
+        {
+        }
+        while (_channel.Reader.TryRead(out _))
+        {
+        }
         Telemetry.GatewayMetrics.RegisterWriter(this);
     }
 
