@@ -23,9 +23,11 @@ public sealed class RuntimeOptions
 /// With one CPU (a small container, or the benchmark's pinned core) .NET runs workstation GC even though the project asks
 /// for Server GC. Workstation GC's background thread exits after 20 s without work, and a gen2 that then has to start a
 /// new one usually finds it not yet running and falls back to a blocking, compacting full collection
-/// (dotnet/runtime#13238; the .NET 10 runtime here still does). Measured under load (docs/benchmark.md, session 20): every
-/// gen2 that created the thread stopped the gateway for 37-77 ms, every gen2 that found it running for at most 4 ms,
-/// and with 20 s or more between gen2s, the usual case at moderate load, most of them were the first kind.
+/// (dotnet/runtime#13238; the .NET 10 runtime here still does). Measured under load (docs/benchmark.md, session 20): the
+/// gen2s that created the thread stopped the gateway for 37 and 77 ms, those that found it running for at most 4 ms. It is
+/// a race (a later capture's two creations won it), and the gen2s at risk are those 20 s or more after the last one, common
+/// at moderate load. The stop follows the live heap; the flat tokenizer (Tokenization/O200kEncoding.cs) has since made
+/// it much smaller, not zero.
 /// </para>
 /// <para>
 /// So: when no background gen2 has finished for <see cref="RuntimeOptions.BackgroundGcKeepAlive"/>, this asks for one
