@@ -43,10 +43,7 @@ internal sealed partial class O200kEncoding
         _mask = slots.Length - 1;
     }
 
-    /// <summary>
-    /// Reads the ranks from the data package: a "Capacity: N" line, then one base64 token per line in rank order (a line
-    /// "base64 rank", as in tiktoken's own files, is read too; its rank must be the next one).
-    /// </summary>
+    /// <summary>Reads the ranks from the data package: a "Capacity: N" line, then one base64 token per line in rank order.</summary>
     public static O200kEncoding Load()
     {
         using var compressed = Assembly.Load(DataAssembly).GetManifestResourceStream(DataResource)
@@ -61,10 +58,7 @@ internal sealed partial class O200kEncoding
             {
                 continue;
             }
-            var space = line.IndexOf(' ');
-            var base64 = space < 0 ? line.AsSpan() : line.AsSpan(0, space);
-            if ((space >= 0 && (!int.TryParse(line.AsSpan(space + 1), out var rank) || rank != start.Count - 1))
-                || !Convert.TryFromBase64Chars(base64, token, out var length) || length == 0)
+            if (!Convert.TryFromBase64Chars(line, token, out var length) || length == 0)
             {
                 throw new InvalidDataException($"{DataResource}: unexpected line for rank {start.Count - 1}.");
             }
