@@ -46,7 +46,7 @@ internal sealed class AdmissionTicket
 
 /// <summary>How a request ended, for settlement and the ledger row.</summary>
 internal readonly record struct Settlement(string Status, int HttpStatus, string? Provider, string? UpstreamModel, TokenUsage Usage,
-    long CostMicroUsd, bool Stream, string? TraceId);
+    long CostMicroUsd, bool Stream, Tracing.W3CTraceId? TraceId);
 
 /// <summary>The OpenAI-style rate-limit headers (https://platform.openai.com/docs/guides/rate-limits#rate-limits-in-headers).</summary>
 internal readonly record struct RateLimitState(int? RequestLimit, long RequestsUsed, int? TokenLimit, long TokensUsed, TimeSpan ResetIn)
@@ -431,6 +431,23 @@ internal sealed partial class AdmissionService(
         }
     }
 
+    /// <summary>
+    /// The epoch as the one string already kept when it is the same text (it changes only when Redis loses its data): every
+    /// script's answer is a new string, and the ledger rows hold theirs until stored, which in a backlog promoted them to gen2.
+    /// </summary>
+    private string KeepEpoch(string epoch)
+    {
+        var kept = Volatile.Read(ref _keptEpoch);
+        if (kept == epoch)
+        {
+            return kept;
+        }
+        Volatile.Write(ref _keptEpoch, epoch);
+        return epoch;
+    }
+
+    private string? _keptEpoch;
+
     /// <summary>Gives each settlement of a batch the epoch its script answered (null when Redis could not be reached).</summary>
     private async Task CompleteSettlementsAsync(PendingBatch batch, Task<RedisResult> sent, Func<RedisResult, string?> epochOf)
     {
@@ -438,7 +455,7 @@ internal sealed partial class AdmissionService(
         try
         {
             var s = epochOf(await sent);
-            epoch = string.IsNullOrEmpty(s) ? null : s;
+            epoch = string.IsNullOrEmpty(s) ? null : KeepEpoch(s);
             if (_leaseLifeTicks > 0)
             {
                 CheckLeaseEpoch(batch.TenantId, batch.PeriodId, epoch);

@@ -226,7 +226,7 @@ internal static class ChatCompletionsApi
             trace.LatencyMs = Stopwatch.GetElapsedTime(trace.Started).TotalMilliseconds;
             // Not awaited: it is queued, and the next admission of the tenant carries it or sees it (see SettleAsync); it never throws.
             _ = services.Admission.SettleAsync(admission.Ticket!, new Settlement(bill.Status, bill.HttpStatus,
-                target?.Provider.Name, target?.Model, usage, bill.CostMicroUsd, request.Stream, TraceId(context)));
+                target?.Provider.Name, target?.Model, usage, bill.CostMicroUsd, request.Stream, W3CTraceId.Of(context)));
         }
     }
 
@@ -241,7 +241,7 @@ internal static class ChatCompletionsApi
         public string Status { get; set; } = "error";
         public int HttpStatus { get; set; } = 500;
         public long CostMicroUsd { get; set; }
-        public IReadOnlyList<AttemptRecord> Attempts { get; set; } = [];
+        public AttemptLog Attempts { get; set; }
         public double? TimeToFirstTokenMs { get; set; }
         public RequestTags? Tags { get; init; }
         public RepairCall? Repair { get; set; }
@@ -268,14 +268,12 @@ internal static class ChatCompletionsApi
             var (status, http) = Faulted
                 ? context.RequestAborted.IsCancellationRequested ? ("client_disconnected", 499) : ("error", 500)
                 : bill is null ? ("refused", context.Response.StatusCode) : (bill.Status, bill.HttpStatus);
-            return new TraceRecord(Id, TraceId(context), Ts, caller.Tenant.Id, caller.KeyId, Alias, bill?.Attempts ?? [],
+            return new TraceRecord(Id, W3CTraceId.Of(context), Ts, caller.Tenant.Id, caller.KeyId, Alias, bill?.Attempts ?? default,
                 bill?.Target?.Provider.Name, bill?.Target?.Model, status, http, bill?.TimeToFirstTokenMs,
                 LatencyMs ?? Stopwatch.GetElapsedTime(Started).TotalMilliseconds, usage.InputTokens, usage.OutputTokens,
                 usage.CachedInputTokens, bill?.CostMicroUsd ?? 0, Stream, StructuredOutput?.ToTraceJson());
         }
     }
-
-    private static string TraceId(HttpContext context) => Activity.Current?.TraceId.ToHexString() ?? context.TraceIdentifier;
 
     private static async Task RouteAndRelayAsync(HttpContext context, Services services, ChatRequest request, Route route, Bill bill,
         StructuredOutputPlan? structured)
@@ -327,7 +325,7 @@ internal static class ChatCompletionsApi
                 var checkedAnswer = await services.StructuredOutput.EnforceAsync(structured, request, route, completion, bill.Tags, aborted);
                 if (checkedAnswer.Repair is { } repair)
                 {
-                    (bill.Repair, bill.Attempts) = (repair, [.. bill.Attempts, .. repair.Attempts.Select(a => a with { Number = a.Number + bill.Attempts.Count })]);
+                    (bill.Repair, bill.Attempts) = (repair, bill.Attempts.Then(repair.Attempts));
                 }
                 if (checkedAnswer.Error is { } invalid)
                 {

@@ -32,7 +32,7 @@ internal sealed partial class AccessLogMiddleware(RequestDelegate next, ILogger<
             {
                 LogRequest(logger, context.Request.Method, context.Request.Path.Value ?? "", context.Response.StatusCode,
                     Math.Round(Stopwatch.GetElapsedTime(started).TotalMilliseconds, 1), feature.Tenant, feature.Alias,
-                    Activity.Current?.TraceId.ToHexString() ?? context.TraceIdentifier);
+                    Tracing.W3CTraceId.TextOf(context));
             }
         }
     }

@@ -14,7 +14,7 @@ internal sealed class ResponseHeadersMiddleware(RequestDelegate next)
         {
             var ctx = (HttpContext)state;
             var headers = ctx.Response.Headers;
-            headers["x-trace-id"] = Activity.Current?.TraceId.ToHexString() ?? ctx.TraceIdentifier;
+            headers["x-trace-id"] = Tracing.W3CTraceId.TextOf(ctx);
             headers.XContentTypeOptions = "nosniff";
             headers.XFrameOptions = "DENY";
             headers["Referrer-Policy"] = "no-referrer";

@@ -20,7 +20,7 @@ internal readonly record struct LedgerRow(
     string Status,
     int HttpStatus,
     double LatencyMs,
-    string? TraceId,
+    Tracing.W3CTraceId? TraceId,
     bool Stream,
     bool UsageEstimated,
     string? RedisEpoch,

@@ -73,7 +73,7 @@ internal sealed class LedgerSink(NpgsqlDataSource db) : IBatchSink<LedgerRow>
                 _statuses.Add(r.Status);
                 _httpStatuses.Add(r.HttpStatus);
                 _latencies.Add(r.LatencyMs);
-                _traces.Add(r.TraceId);
+                _traces.Add(r.TraceId?.ToString());
                 _streams.Add(r.Stream);
                 _estimated.Add(r.UsageEstimated);
                 _epochs.Add(r.RedisEpoch);

@@ -13,7 +13,7 @@ internal readonly record struct AttemptRecord(int Number, string Provider, strin
 /// <summary>The outcome of routing: a response from some target, or the last failure when every attempt failed.</summary>
 internal sealed class RoutedResponse
 {
-    public required IReadOnlyList<AttemptRecord> Attempts { get; init; }
+    public required AttemptLog Attempts { get; init; }
 
     public RouteTarget? Target { get; init; }
 
@@ -119,7 +119,7 @@ internal sealed class ModelRouter(
         CancellationToken cancellationToken)
     {
         var candidates = OrderCandidates(route);
-        var attempts = new List<AttemptRecord>(2);
+        var attempts = default(AttemptLog);
         ProviderFailure? lastFailure = null;
         RouteTarget? lastTarget = null;
 
@@ -140,7 +140,7 @@ internal sealed class ModelRouter(
         }
         if (available.Count == 0)
         {
-            return new RoutedResponse(route.Alias) { Attempts = attempts.ToArray(), Failure = AllCoolingDown(route.Alias, soonest, allRateLimited) };
+            return new RoutedResponse(route.Alias) { Attempts = attempts, Failure = AllCoolingDown(route.Alias, soonest, allRateLimited) };
         }
 
         // Set when a lone target's retry-after has just been waited out: its retry must not be skipped as cooling down.
@@ -217,27 +217,27 @@ internal sealed class ModelRouter(
                     stream.Dispose();
                     goto failed;
                 }
-                attempts.Add(new AttemptRecord(attempts.Count + 1, target.Provider.Name, target.Model, 200, Elapsed(started), null));
+                attempts = attempts.Append(new AttemptRecord(attempts.Count + 1, target.Provider.Name, target.Model, 200, Elapsed(started), null));
                 health.ReportSuccess(target);
                 return new RoutedResponse(route.Alias)
                 {
-                    Attempts = attempts.ToArray(), Target = target, Stream = stream, HasFirstEvent = hasFirst,
+                    Attempts = attempts, Target = target, Stream = stream, HasFirstEvent = hasFirst,
                     Events = GenAITelemetry.ObserveStream(events, hasFirst, activity, target, started),
                 };
             }
 
             if (response is ProviderCompletion completion)
             {
-                attempts.Add(new AttemptRecord(attempts.Count + 1, target.Provider.Name, target.Model, 200, Elapsed(started), null));
+                attempts = attempts.Append(new AttemptRecord(attempts.Count + 1, target.Provider.Name, target.Model, 200, Elapsed(started), null));
                 health.ReportSuccess(target);
                 GenAITelemetry.Completed(activity, target, completion, started);
-                return new RoutedResponse(route.Alias) { Attempts = attempts.ToArray(), Target = target, Completion = completion };
+                return new RoutedResponse(route.Alias) { Attempts = attempts, Target = target, Completion = completion };
             }
 
         failed:
             var failure = (ProviderFailure)response;
             GenAITelemetry.Failed(activity, target, failure, started);
-            attempts.Add(new AttemptRecord(attempts.Count + 1, target.Provider.Name, target.Model, failure.StatusCode, Elapsed(started), failure.ErrorType));
+            attempts = attempts.Append(new AttemptRecord(attempts.Count + 1, target.Provider.Name, target.Model, failure.StatusCode, Elapsed(started), failure.ErrorType));
             lastFailure = failure;
             if (!failure.Retryable)
             {
@@ -260,7 +260,7 @@ internal sealed class ModelRouter(
 
         return new RoutedResponse(route.Alias)
         {
-            Attempts = attempts.ToArray(),
+            Attempts = attempts,
             Target = lastTarget,
             Failure = lastFailure ?? AllCoolingDown(route.Alias, _options.Cooldown, rateLimited: false),
         };

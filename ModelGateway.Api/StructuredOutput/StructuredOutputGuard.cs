@@ -121,7 +121,7 @@ internal sealed class StructuredOutputGuard(SchemaCache cache, IOptions<Structur
 internal sealed record StructuredOutcome(JsonObject? Completion, OpenAIError? Error, RepairCall? Repair);
 
 /// <summary>A repair call: what it used and cost (priced at the target that answered it), and its attempts for the trace.</summary>
-internal sealed record RepairCall(TokenUsage Usage, long CostMicroUsd, IReadOnlyList<AttemptRecord> Attempts);
+internal sealed record RepairCall(TokenUsage Usage, long CostMicroUsd, AttemptLog Attempts);
 
 /// <summary>
 /// One request's structured-output settings, and after the answer, its result for the trace: <c>valid</c>, <c>extracted</c>

@@ -14,12 +14,12 @@ namespace ModelGateway.Api.Tracing;
 /// </summary>
 internal readonly record struct TraceRecord(
     Guid Id,
-    string TraceId,
+    W3CTraceId TraceId,
     DateTimeOffset Ts,
     string TenantId,
     string KeyId,
     string? Alias,
-    IReadOnlyList<AttemptRecord> Attempts,
+    AttemptLog Attempts,
     string? Provider,
     string? UpstreamModel,
     string Status,

@@ -79,7 +79,7 @@ internal sealed class TraceSink(NpgsqlDataSource db) : IBatchSink<TraceRecord>
             {
                 var r = batch[i];
                 _ids.Add(r.Id);
-                _traceIds.Add(r.TraceId);
+                _traceIds.Add(r.TraceId.ToString());
                 _times.Add(r.Ts.UtcDateTime);
                 _tenants.Add(r.TenantId);
                 _keys.Add(r.KeyId);
@@ -116,12 +116,12 @@ internal sealed class TraceSink(NpgsqlDataSource db) : IBatchSink<TraceRecord>
         }
 
         /// <summary>Writes the attempts as a JSON array after <paramref name="used"/> chars of the text buffer; returns its end.</summary>
-        private int AppendAttempts(IReadOnlyList<AttemptRecord> attempts, int used)
+        private int AppendAttempts(AttemptLog attempts, int used)
         {
             _json.ResetWrittenCount();
             _writer.Reset(_json);
             _writer.WriteStartArray();
-            for (var i = 0; i < attempts.Count; i++) // by index: a foreach over the interface boxes the enumerator
+            for (var i = 0; i < attempts.Count; i++)
             {
                 var a = attempts[i];
                 _writer.WriteStartObject();

@@ -57,7 +57,7 @@ public sealed class PostgresConnectionTests
         var now = DateTimeOffset.UtcNow;
         for (var i = 0; i < 8; i++)
         {
-            await sink.WriteAsync([new TraceRecord(Uuid7.New(now.AddMilliseconds(i)), $"trace{i}", now, "t1", "k1", "chat", [], "p", "m",
+            await sink.WriteAsync([new TraceRecord(Uuid7.New(now.AddMilliseconds(i)), new W3CTraceId(1, (ulong)i), now, "t1", "k1", "chat", default, "p", "m",
                 "ok", 200, null, 1, 1, 1, 0, 1, false, null)], retry: false, Ct);
         }
         await using var query = db.CreateCommand("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%INSERT INTO traces%'");

@@ -22,7 +22,7 @@ public sealed class PostgresSinkTests
         var now = DateTimeOffset.UtcNow;
         LedgerRow Row(int i) => new(Uuid7.New(now.AddMilliseconds(i)), "t1", "k1", "chat", "p", "m", 10, 5, 0, 100 + i, "ok", 200, 1.5,
             null, false, false, null, now);
-        TraceRecord Trace(int i) => new(Uuid7.New(now.AddMilliseconds(i)), $"trace{i}", now, "t1", "k1", "chat", [], "p", "m", "ok", 200,
+        TraceRecord Trace(int i) => new(Uuid7.New(now.AddMilliseconds(i)), TraceIdOf(i), now, "t1", "k1", "chat", default, "p", "m", "ok", 200,
             null, 1.5, 10, 5, 0, 100 + i, false, null);
         var ledger = new LedgerSink(db);
         var traces = new TraceSink(db);
@@ -59,8 +59,8 @@ public sealed class PostgresSinkTests
         var traces = new TraceSink(db);
         var ledger = new LedgerSink(db);
         var longModel = new string('m', 300);
-        TraceRecord Trace(int i, AttemptRecord[] attempts) => new(Uuid7.New(now.AddMilliseconds(i)), $"trace{i}",
-            now.AddSeconds(i), "t1", "k1", "chat", attempts, "p", "m", "ok", 200, i % 2 == 0 ? null : i, i, i, 2 * i, 0, 10 * i, i % 2 == 1, null);
+        TraceRecord Trace(int i, AttemptRecord[] attempts) => new(Uuid7.New(now.AddMilliseconds(i)), TraceIdOf(i),
+            now.AddSeconds(i), "t1", "k1", "chat", AttemptLog.Of(attempts), "p", "m", "ok", 200, i % 2 == 0 ? null : i, i, i, 2 * i, 0, 10 * i, i % 2 == 1, null);
         // A batch with no attempts, one, two (one of them non-ASCII, one with text longer than a column keeps), and a
         // second batch through the same sink after the first has been stored.
         TraceRecord[] first =
@@ -72,7 +72,7 @@ public sealed class PostgresSinkTests
         TraceRecord[] second = [Trace(4, [new AttemptRecord(1, "r", "n", 200, 3, null)])];
         await traces.WriteAsync(first, retry: false, Ct);
         await traces.WriteAsync(second, retry: false, Ct);
-        await ledger.WriteAsync([new LedgerRow(Uuid7.New(now), "t1", "k1", "chat", "p", "m", 1, 2, 0, 30, "ok", 200, 1, "trace1", true, false, "e1", now)], false, Ct);
+        await ledger.WriteAsync([new LedgerRow(Uuid7.New(now), "t1", "k1", "chat", "p", "m", 1, 2, 0, 30, "ok", 200, 1, TraceIdOf(1), true, false, "e1", now)], false, Ct);
         await ledger.WriteAsync([new LedgerRow(Uuid7.New(now.AddSeconds(1)), "t2", "k2", "other", null, null, 3, 4, 1, 50, "error", 502, 2, null, false, true, null, now)], false, Ct);
 
         await using var read = db.CreateCommand("""
@@ -90,10 +90,10 @@ public sealed class PostgresSinkTests
         }
         Assert.Equal(
         [
-            "trace1 [] 1 1 1 2 10 True",
-            """trace2 [{"error": null, "model": "m", "number": 1, "status": 200, "provider": "p", "latency_ms": 12.3}] null 2 2 4 20 False""",
-            $$"""trace3 [{"error": "upstream_error", "model": "modèle-é", "number": 1, "status": 503, "provider": "p", "latency_ms": 7}, {"error": "timeout", "model": "{{new string('m', 256)}}", "number": 2, "status": null, "provider": "q", "latency_ms": 1}] 3 3 3 6 30 True""",
-            """trace4 [{"error": null, "model": "n", "number": 1, "status": 200, "provider": "r", "latency_ms": 3}] null 4 4 8 40 False""",
+            "000000000000000a0000000000000001 [] 1 1 1 2 10 True",
+            """000000000000000a0000000000000002 [{"error": null, "model": "m", "number": 1, "status": 200, "provider": "p", "latency_ms": 12.3}] null 2 2 4 20 False""",
+            $$"""000000000000000a0000000000000003 [{"error": "upstream_error", "model": "modèle-é", "number": 1, "status": 503, "provider": "p", "latency_ms": 7}, {"error": "timeout", "model": "{{new string('m', 256)}}", "number": 2, "status": null, "provider": "q", "latency_ms": 1}] 3 3 3 6 30 True""",
+            """000000000000000a0000000000000004 [{"error": null, "model": "n", "number": 1, "status": 200, "provider": "r", "latency_ms": 3}] null 4 4 8 40 False""",
         ], rows);
 
         await using var readLedger = db.CreateCommand("""
@@ -109,6 +109,9 @@ public sealed class PostgresSinkTests
                 ledgerRows.Add(string.Join(' ', Enumerable.Range(0, reader.FieldCount).Select(reader.GetValue)));
             }
         }
-        Assert.Equal(["t1 chat p 1 2 0 30 ok 200 trace1 True False e1", "t2 other - 3 4 1 50 error 502 - False True -"], ledgerRows);
+        Assert.Equal([$"t1 chat p 1 2 0 30 ok 200 {TraceIdOf(1)} True False e1", "t2 other - 3 4 1 50 error 502 - False True -"], ledgerRows);
     }
+
+    /// <summary>A trace id whose text is fifteen zeros, "a", fifteen zeros and <paramref name="i"/> (for i below 10).</summary>
+    private static W3CTraceId TraceIdOf(int i) => new(0xa, (ulong)i);
 }
