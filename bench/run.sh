@@ -158,7 +158,8 @@ fi
 # sample is no higher than the second minute's (issue 9). Results in bench/results/soak.json; the scenarios are not run.
 if [ -n "${SOAK:-}" ]; then
   bf="$work/body.json"; body gateway json openai > "$bf"
-  BODY_FILE=$bf taskset -c 1 wrk -t2 -c"${SOAK_CONNS:-32}" -d"${SOAK}s" --timeout 10s -s bench/load.lua "$(url gateway openai)" > "$work/soak.out" 2>&1 & load=$!
+  # The load outlasts the samples by 5 s, so the last one is taken under load, not while wrk closes its connections.
+  BODY_FILE=$bf taskset -c 1 wrk -t2 -c"${SOAK_CONNS:-32}" -d"$((SOAK + 5))s" --timeout 10s -s bench/load.lua "$(url gateway openai)" > "$work/soak.out" 2>&1 & load=$!
   samples=()
   for ((t = 10; t <= SOAK; t += 10)); do
     sleep 10
