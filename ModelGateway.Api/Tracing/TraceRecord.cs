@@ -10,7 +10,9 @@ namespace ModelGateway.Api.Tracing;
 /// request asked for none or no answer was checked: <c>{"result","source","schema_sha256","coerce","repair","errors"}</c>
 /// (<see cref="ModelGateway.Api.StructuredOutput.StructuredOutputPlan.ToTraceJson"/>).
 /// A value, not an object: it waits in the trace writer's buffer for a batch, long enough to outlive the GC's young
-/// generations, and as an object every one became old-generation garbage (docs/benchmark.md, session 13).
+/// generations, and as an object every one became old-generation garbage (docs/benchmark.md, session 13). For the same
+/// reason it refers to nothing of its request (<see cref="W3CTraceId"/>, <see cref="Routing.AttemptLog"/>): what it
+/// pointed to was promoted with it (session 21). Its names are the route table's and the caller cache's.
 /// </summary>
 internal readonly record struct TraceRecord(
     Guid Id,

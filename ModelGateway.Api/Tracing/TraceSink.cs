@@ -121,7 +121,7 @@ internal sealed class TraceSink(NpgsqlDataSource db) : IBatchSink<TraceRecord>
             _json.ResetWrittenCount();
             _writer.Reset(_json);
             _writer.WriteStartArray();
-            for (var i = 0; i < attempts.Count; i++)
+            for (var i = 0; i < attempts.Count; i++) // by index: the log's enumerator is an iterator object
             {
                 var a = attempts[i];
                 _writer.WriteStartObject();

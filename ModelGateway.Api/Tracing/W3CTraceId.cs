@@ -6,8 +6,8 @@ namespace ModelGateway.Api.Tracing;
 /// <summary>
 /// A request's W3C trace id (16 bytes) as a value. The trace record and the ledger row keep it this way, not as the
 /// activity's hex string: they wait in the writers' buffers for a batch, and a string they pointed to was promoted with them
-/// whenever the store was slow, so every backlog left gen2 a few MB larger for good (docs/benchmark.md, session 21). The text
-/// is made when the batch is written.
+/// whenever the store was slow, so a backlog left gen2, and the memory committed for it, several MB larger
+/// (docs/benchmark.md, session 21). The text is made when the batch is written.
 /// </summary>
 internal readonly record struct W3CTraceId(ulong High, ulong Low)
 {
