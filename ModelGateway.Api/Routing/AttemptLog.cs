@@ -44,23 +44,20 @@ internal readonly struct AttemptLog : IReadOnlyList<AttemptRecord>
     /// <summary>This log followed by <paramref name="later"/>'s attempts, numbered on from this log's last.</summary>
     public AttemptLog Then(AttemptLog later)
     {
-        var log = this;
-        for (var i = 0; i < later.Count; i++)
+        var all = new AttemptRecord[Count + later.Count];
+        for (var i = 0; i < all.Length; i++)
         {
-            log = log.Append(later[i] with { Number = later[i].Number + Count });
+            all[i] = i < Count ? this[i] : later[i - Count] with { Number = later[i - Count].Number + Count };
         }
-        return log;
+        return all.Length > 1 ? new(all) : Of(all);
     }
 
-    public static AttemptLog Of(params ReadOnlySpan<AttemptRecord> attempts)
+    public static AttemptLog Of(params ReadOnlySpan<AttemptRecord> attempts) => attempts.Length switch
     {
-        var log = default(AttemptLog);
-        foreach (var attempt in attempts)
-        {
-            log = log.Append(attempt);
-        }
-        return log;
-    }
+        0 => default,
+        1 => new(attempts[0]),
+        _ => new(attempts.ToArray()),
+    };
 
     public IEnumerator<AttemptRecord> GetEnumerator()
     {
