@@ -61,8 +61,10 @@ var api = builder.AddProject<Projects.ModelGateway_Api>("api", launchProfileName
     .WithHttpEndpoint(port: apiPort, targetPort: apiPort, name: "http", isProxied: false)
     .WithExternalHttpEndpoints()
     .WithEnvironment("ASPNETCORE_ENVIRONMENT", environment)
-    // The gateway's gen0 budget, as its container image sets it (ModelGateway.Api.csproj says why; only the environment can).
+    // The gateway's gen0 budget and malloc arenas, as its container image sets them (ModelGateway.Api.csproj says why; only
+    // the environment can).
     .WithEnvironment("DOTNET_GCgen0size", "0x1000000")
+    .WithEnvironment("MALLOC_ARENA_MAX", "2")
     .WithSecret("Tenancy__AdminKey", secrets.AdminKey)
     .WithSecret("PolicyClient__ServiceKey", secrets.PolicyServiceKey)
     .WithReference(redis).WaitFor(redis)

@@ -89,7 +89,8 @@ OTEL_SDK_DISABLED=true DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 ASPNETCORE_U
 taskset -c 0 dotnet bench/YarpFloor/bin/Release/net10.0/YarpFloor.dll --urls http://127.0.0.1:18082 --Upstream http://127.0.0.1:18081 >/dev/null & yarp=$!; pids+=($yarp)
 # The gateway, on core 0, in Production with a bench tenant seeded from the environment: a budget and request and token
 # rate limits (too high to bind), so every request reserves, checks and settles all of them as a limited tenant's would;
-# with the gen0 budget its image and the AppHost set (DOTNET_GCgen0size; ModelGateway.Api.csproj). YARP keeps the defaults.
+# with the gen0 budget and malloc arenas its image and the AppHost set (DOTNET_GCgen0size, MALLOC_ARENA_MAX;
+# ModelGateway.Api.csproj). YARP keeps the defaults.
 (cd ModelGateway.Api/bin/Release/net10.0 && ASPNETCORE_ENVIRONMENT=Production ASPNETCORE_URLS=http://127.0.0.1:18080 \
   ConnectionStrings__redis=127.0.0.1:16379 \
   ConnectionStrings__postgres='Host=127.0.0.1;Port=15432;Username=postgres;Database=postgres' \
@@ -100,7 +101,7 @@ taskset -c 0 dotnet bench/YarpFloor/bin/Release/net10.0/YarpFloor.dll --urls htt
   Gateway__Providers__openrouter__BaseUrl=http://127.0.0.1:18081/openai/v1 Gateway__Providers__openrouter__ApiKey=sk-or-bench \
   Gateway__Providers__anthropic__BaseUrl=http://127.0.0.1:18081/anthropic Gateway__Providers__anthropic__ApiKey=sk-ant-bench \
   Gateway__Providers__llamacpp__BaseUrl=http://127.0.0.1:18081/llamacpp \
-  Logging__LogLevel__Default=Warning DOTNET_GCgen0size=0x1000000 \
+  Logging__LogLevel__Default=Warning DOTNET_GCgen0size=0x1000000 MALLOC_ARENA_MAX=2 \
   exec env $GATEWAY_ENV \
   "Gateway__Routes__bench-paced__Targets__0__Provider=openrouter" "Gateway__Routes__bench-paced__Targets__0__Model=fault-stamped-chunks@$PACE_MS" \
   "Gateway__Routes__bench-paced__Targets__0__InputPerMillion=0.15" "Gateway__Routes__bench-paced__Targets__0__OutputPerMillion=0.60" \

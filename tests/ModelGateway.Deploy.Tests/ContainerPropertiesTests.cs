@@ -35,11 +35,19 @@ public sealed class ContainerPropertiesTests
         Assert.Equal("tcp", (string?)port["Type"]);
     }
 
-    /// <summary>The smallest gen0 budget the gateway's GC runs with (16 MiB; ModelGateway.Api.csproj says why).</summary>
-    public const string GatewayGen0Size = "0x1000000";
+    /// <summary>
+    /// The runtime settings only the environment can give the gateway (ModelGateway.Api.csproj says why): the smallest gen0
+    /// budget its GC runs with (16 MiB) and at most two glibc malloc arenas. The AppHost sets the same (ManifestTests).
+    /// </summary>
+    public static TheoryData<string, string> GatewayRuntimeEnvironment => new()
+    {
+        { "DOTNET_GCgen0size", "0x1000000" },
+        { "MALLOC_ARENA_MAX", "2" },
+    };
 
-    [Fact]
-    public async Task The_gateway_image_sets_its_gen0_budget()
+    [Theory]
+    [MemberData(nameof(GatewayRuntimeEnvironment))]
+    public async Task The_gateway_image_sets_its_runtime_environment(string name, string value)
     {
         var (exitCode, output) = await Repository.RunDotnetAsync(
             ["msbuild", Repository.PathOf("ModelGateway.Api", "ModelGateway.Api.csproj"), "-nologo", "-getItem:ContainerEnvironmentVariable"],
@@ -47,7 +55,7 @@ public sealed class ContainerPropertiesTests
         Assert.True(exitCode == 0, output);
         var variables = JsonNode.Parse(output[output.IndexOf('{', StringComparison.Ordinal)..])!["Items"]!["ContainerEnvironmentVariable"]!.AsArray();
 
-        var gen0 = Assert.Single(variables, v => (string?)v!["Identity"] == "DOTNET_GCgen0size");
-        Assert.Equal(GatewayGen0Size, (string?)gen0!["Value"]);
+        var variable = Assert.Single(variables, v => (string?)v!["Identity"] == name);
+        Assert.Equal(value, (string?)variable!["Value"]);
     }
 }

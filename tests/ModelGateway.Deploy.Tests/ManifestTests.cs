@@ -54,10 +54,12 @@ public sealed partial class ManifestTests(ManifestFixture manifest) : IClassFixt
     [InlineData("realtime")]
     public void Services_run_as_Production(string service) => Assert.Equal("Production", manifest.Env(service, "ASPNETCORE_ENVIRONMENT"));
 
-    /// <summary>The gateway's gen0 budget as its image sets it (ContainerPropertiesTests): deployed and local runs alike.</summary>
-    [Fact]
-    public void The_gateway_runs_with_its_gen0_budget() =>
-        Assert.Equal(ContainerPropertiesTests.GatewayGen0Size, manifest.Env("api", "DOTNET_GCgen0size"));
+    /// <summary>The gateway's gen0 budget and malloc arenas as its image sets them (ContainerPropertiesTests): deployed and
+    /// local runs alike.</summary>
+    [Theory]
+    [MemberData(nameof(ContainerPropertiesTests.GatewayRuntimeEnvironment), MemberType = typeof(ContainerPropertiesTests))]
+    public void The_gateway_runs_with_its_runtime_environment(string name, string value) =>
+        Assert.Equal(value, manifest.Env("api", name));
 
     [Theory]
     [InlineData("api", "ConnectionStrings__redis", "{redis.connectionString}")]
