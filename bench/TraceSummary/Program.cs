@@ -5,9 +5,8 @@ using Microsoft.Diagnostics.Tracing.Parsers.Clr;
 // Summarises a .nettrace captured with the runtime's GC events (docs/benchmark.md, "Profiling"):
 //   TraceSummary <file.nettrace> [--requests N] [--type System.Byte[]] [--depth 6] [--top 25]
 // Prints allocations by type (sampled every ~100 KB by the runtime's AllocationTick event, so figures are estimates), then
-// for one type (or all, "*") the call stacks that allocate it, then GC pauses by generation and the runtime's conditions
-// that condemned each generation. With --requests (the requests served during the capture) every figure is also given per
-// request.
+// for one type (or all, "*") the call stacks that allocate it, then GC pauses by generation. With --requests (the requests
+// served during the capture) every figure is also given per request.
 // With --stalls MS (capture the Microsoft.AspNetCore.Hosting provider too): every stretch of MS or more in which no request
 // completed, with what the runtime reported during it (GC pauses, thread-pool thread changes and why, lock contention over
 // 1 ms), to tell a stall inside the gateway from one outside it (a starved upstream, a paused machine).
@@ -36,8 +35,6 @@ long promotedToGen1 = 0, promotedToGen2 = 0;
 double suspendedAt = -1;
 long suspendedQpc = 0, firstQpc = long.MaxValue, lastQpc = 0;
 var generation = -1;
-// Why each collection condemned the generation it did: the runtime's condition bits (gc_condemn_reason_condition), by gen.
-var condemned = new Dictionary<(int Generation, string Why), int>();
 foreach (var e in log.Events)
 {
     (firstQpc, lastQpc) = (Math.Min(firstQpc, e.TimeStampQPC), Math.Max(lastQpc, e.TimeStampQPC));
@@ -65,10 +62,6 @@ foreach (var e in log.Events)
             break;
         case GCStartTraceData start:
             generation = start.Depth;
-            break;
-        case GCGlobalHeapHistoryTraceData history:
-            var why = CondemnConditions(history.CondemnReasons1);
-            condemned[(history.CondemnedGeneration, why)] = condemned.GetValueOrDefault((history.CondemnedGeneration, why)) + 1;
             break;
         case GCNoUserDataTraceData when e.EventName == "GC/RestartEEStop" && suspendedAt >= 0:
             pauses.Add((suspendedAt, e.TimeStampRelativeMSec - suspendedAt, generation, suspendedQpc, e.TimeStampQPC));
@@ -169,10 +162,6 @@ foreach (var g in pauses.GroupBy(p => p.Generation).OrderBy(g => g.Key))
     var ms = g.Select(p => p.Ms).Order().ToList();
     Console.WriteLine($"  gen{g.Key}: {ms.Count} pauses, p50 {ms[ms.Count / 2]:F2} ms, p99 {ms[(int)(ms.Count * 0.99)]:F2} ms, max {ms[^1]:F2} ms");
 }
-foreach (var ((gen, why), count) in condemned.OrderBy(c => c.Key.Generation).ThenByDescending(c => c.Value))
-{
-    Console.WriteLine($"  gen{gen} condemned {count} times, conditions: {why}");
-}
 // Promoted into gen2: what outlived two collections and will stay until a gen2 collection, the garbage that makes RSS swing.
 Console.WriteLine($"promoted into gen1: {promotedToGen1 / 1e6:F1} MB{PerRequest(promotedToGen1)}; into gen2: {promotedToGen2 / 1e6:F1} MB{PerRequest(promotedToGen2)}");
 return 0;
@@ -193,17 +182,6 @@ static void ProbeTail(string name, List<(double Us, bool Gc)> samples)
     var tail = samples.Where(s => s.Us >= p99).ToArray();
     Console.WriteLine($"{name}: {samples.Count} samples, p99 {p99:F0} us; at or above it {tail.Length}, of which {tail.Count(s => s.Gc)} overlapped a GC pause; "
         + $"{samples.Count(s => s.Gc)} samples in all overlapped one; p99 without them {P99(samples.Where(s => !s.Gc).Select(s => s.Us)):F0} us");
-}
-
-// The condition bits of a collection's condemn reasons, named as the runtime's gc_condemn_reason_condition names them
-// (gcrecord.h); "budget only" when none is set (the generation's allocation budget alone decided).
-static string CondemnConditions(int bits)
-{
-    string[] names = ["induced_fullgc", "expand_fullgc", "high_mem", "very_high_mem", "low_ephemeral", "low_card",
-        "eph_high_frag", "max_high_frag", "max_high_frag_e", "max_high_frag_m", "max_high_frag_vm", "max_gen1", "before_oom",
-        "gen2_too_small", "induced_noforce", "before_bgc", "almost_max_alloc"];
-    var set = Enumerable.Range(0, 32).Where(i => (bits & (1 << i)) != 0).Select(i => i < names.Length ? names[i] : $"bit{i}").ToArray();
-    return set.Length == 0 ? "budget only" : string.Join(", ", set);
 }
 
 // The managed frames of an allocation, innermost first, without the allocator's own frames.
