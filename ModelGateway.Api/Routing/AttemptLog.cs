@@ -44,12 +44,16 @@ internal readonly struct AttemptLog : IReadOnlyList<AttemptRecord>
     /// <summary>This log followed by <paramref name="later"/>'s attempts, numbered on from this log's last.</summary>
     public AttemptLog Then(AttemptLog later)
     {
+        if (later.Count == 0 || Count == 0)
+        {
+            return Count == 0 ? later : this; // nothing to renumber: an empty log has no last attempt to follow
+        }
         var all = new AttemptRecord[Count + later.Count];
         for (var i = 0; i < all.Length; i++)
         {
             all[i] = i < Count ? this[i] : later[i - Count] with { Number = later[i - Count].Number + Count };
         }
-        return all.Length > 1 ? new(all) : Of(all);
+        return new(all);
     }
 
     public static AttemptLog Of(params ReadOnlySpan<AttemptRecord> attempts) => attempts.Length switch
