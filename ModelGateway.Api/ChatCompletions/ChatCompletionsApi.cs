@@ -348,7 +348,7 @@ internal static class ChatCompletionsApi
         {
             await using var events = routed.Events!;
             bill.HttpStatus = 200;
-            var outcome = await SseRelay.RelayAsync(context, request, events, routed.HasFirstEvent, services.Logger, structured is null ? null : structured.CheckStream);
+            using var outcome = await SseRelay.RelayAsync(context, request, events, routed.HasFirstEvent, services.Logger, structured is null ? null : structured.CheckStream);
             bill.Status = outcome.Completed ? "ok" : outcome.ClientDisconnected ? "client_disconnected"
                 : outcome.Error == StructuredOutputErrors.InvalidOutputCode ? outcome.Error : "stream_error";
             // Streams are billed from their usage chunk; a stream cut short (or a client gone) without one is billed for

@@ -1,4 +1,5 @@
-using System.Text.Json.Nodes;
+using System.Text;
+using Microsoft.Extensions.ObjectPool;
 using ModelGateway.Api.ChatCompletions;
 using ModelGateway.Api.Errors;
 using ModelGateway.Api.Providers;
@@ -17,16 +18,39 @@ internal static partial class SseRelay
     private static readonly byte[] EventEnd = "\n\n"u8.ToArray();
     private static readonly byte[] Done = "data: [DONE]\n\n"u8.ToArray();
 
-    /// <summary>What a relayed stream produced, for settlement and traces.</summary>
-    internal sealed class Outcome
+    /// <summary>
+    /// What a relayed stream produced, for settlement and traces. Dispose it once its <see cref="Content"/> has been read.
+    /// </summary>
+    internal sealed class Outcome : IDisposable
     {
+        // The relayed text (to bill a stream that ends without usage, and for a structured-output check) goes into a pooled
+        // builder: a real stream lasts seconds, long enough for a builder of its own and every chunk it grew by to be
+        // promoted out of the young generations and die old; a pooled one is already old and is written in place. At most
+        // 256 are kept, each of at most 16 K characters; a longer answer's builder is left to the GC (docs/benchmark.md,
+        // session 23).
+        private static readonly ObjectPool<StringBuilder> Builders =
+            new DefaultObjectPoolProvider { MaximumRetained = 256 }.CreateStringBuilderPool(initialCapacity: 256, maximumRetainedCapacity: 16 * 1024);
+
+        private StringBuilder? _content = Builders.Get();
+
         public TokenUsage? Usage { get; set; }
         public string? FinishReason { get; set; }
-        public int ContentChars { get; set; }
-        public System.Text.StringBuilder Content { get; } = new();
+
+        /// <summary>The text relayed so far (content and tool-call arguments), until the outcome is disposed.</summary>
+        public StringBuilder Content => _content ?? throw new ObjectDisposedException(nameof(Outcome));
+
         public string? Error { get; set; }
         public bool ClientDisconnected { get; set; }
         public bool Completed { get; set; }
+
+        public void Dispose()
+        {
+            if (_content is { } content)
+            {
+                _content = null;
+                Builders.Return(content);
+            }
+        }
     }
 
     /// <param name="finalCheck">
