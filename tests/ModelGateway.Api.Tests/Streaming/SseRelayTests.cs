@@ -72,22 +72,12 @@ public sealed class SseRelayTests
         var context = new DefaultHttpContext();
         var sink = new MemoryStream();
         context.Features.Set<IHttpResponseBodyFeature>(new StreamResponseBodyFeature(sink));
-        var events = new Events(deltas.Select(d => new StreamEvent(StreamEventKind.Chunk,
-            Encoding.UTF8.GetBytes($$$"""{"choices":[{"index":0,"delta":{"content":"{{{d}}}"}}]}"""), ContentDelta: d)).ToArray());
+        await using var events = deltas.Select(d => new StreamEvent(StreamEventKind.Chunk,
+            Encoding.UTF8.GetBytes($$$"""{"choices":[{"index":0,"delta":{"content":"{{{d}}}"}}]}"""), ContentDelta: d))
+            .ToAsyncEnumerable().GetAsyncEnumerator(Ct);
         var hasFirst = await events.MoveNextAsync();
         var outcome = await SseRelay.RelayAsync(context, request, events, hasFirst, NullLogger.Instance);
         await context.Response.BodyWriter.FlushAsync(Ct);
         return (outcome, Encoding.UTF8.GetString(sink.ToArray()));
-    }
-
-    private sealed class Events(StreamEvent[] items) : IAsyncEnumerator<StreamEvent>
-    {
-        private int _index = -1;
-
-        public StreamEvent Current => items[_index];
-
-        public ValueTask<bool> MoveNextAsync() => ValueTask.FromResult(++_index < items.Length);
-
-        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }
