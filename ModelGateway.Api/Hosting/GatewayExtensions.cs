@@ -1,4 +1,3 @@
-using System.Net;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using ModelGateway.Api.Admin;
@@ -80,18 +79,7 @@ internal static class GatewayExtensions
         // Provider calls are long streaming POSTs: no resilience handler (it retries and cuts at 10 s), no redirects,
         // cookies, proxy or decompression; the router owns retries and timeouts (YARP's outbound handler is the model).
         builder.Services.AddHttpClient(ModelRouter.ProviderHttpClient, c => c.Timeout = Timeout.InfiniteTimeSpan)
-            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
-            {
-                AllowAutoRedirect = false,
-                UseCookies = false,
-                UseProxy = false,
-                AutomaticDecompression = DecompressionMethods.None,
-                ConnectTimeout = TimeSpan.FromSeconds(10),
-                PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
-                EnableMultipleHttp2Connections = true,
-                // A client that leaves mid-stream must close the upstream connection now, not drain the rest of the answer.
-                MaxResponseDrainSize = 0,
-            })
+            .ConfigurePrimaryHttpMessageHandler(ProviderHttp.CreateHandler)
             .SetHandlerLifetime(Timeout.InfiniteTimeSpan)
             // Per-request cost that buys nothing here (issue 9: measured in allocations per request): the factory's logging
             // handlers (a log scope and a redacted URI string per call; the access log and the attempt spans say it all), and

@@ -8,6 +8,24 @@ namespace ModelGateway.Api.Providers;
 internal static class ProviderHttp
 {
     /// <summary>
+    /// The handler under the providers' client. A client that leaves mid-stream must close the upstream connection now,
+    /// not drain the rest of the answer (which the provider would go on generating and billing): so no response is
+    /// drained on disposal (<see cref="SocketsHttpHandler.MaxResponseDrainSize"/> 0), and a stream read to its last
+    /// event reads the end of its body itself before it lets go (<see cref="UpstreamBody.Release"/>).
+    /// </summary>
+    public static SocketsHttpHandler CreateHandler() => new()
+    {
+        AllowAutoRedirect = false,
+        UseCookies = false,
+        UseProxy = false,
+        AutomaticDecompression = DecompressionMethods.None,
+        ConnectTimeout = TimeSpan.FromSeconds(10),
+        PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
+        EnableMultipleHttp2Connections = true,
+        MaxResponseDrainSize = 0,
+    };
+
+    /// <summary>
     /// Sends <paramref name="message"/> and waits for the response headers at most <paramref name="firstByteTimeout"/>.
     /// Connection failures and timeouts come back as a <see cref="ProviderFailure"/>, and so does a non-2xx answer, read
     /// (and disposed) by the protocol's <paramref name="readFailure"/>; the client's cancellation is thrown. A response

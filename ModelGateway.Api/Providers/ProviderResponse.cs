@@ -139,6 +139,9 @@ internal sealed class ProviderCompletion : ProviderResponse
 internal abstract class ProviderStream : ProviderResponse
 {
     public abstract IAsyncEnumerable<StreamEvent> ReadEventsAsync(CancellationToken cancellationToken);
+
+    /// <summary>Completes once <see cref="ProviderResponse.Dispose"/> has let go of the upstream response (see <see cref="UpstreamBody.Release"/>).</summary>
+    public Task Released { get; protected set; } = Task.CompletedTask;
 }
 
 internal enum StreamEventKind

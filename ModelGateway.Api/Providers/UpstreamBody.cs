@@ -60,7 +60,8 @@ internal static class UpstreamBody
     {
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         idle.CancelAfter(idleTimeout);
-        await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
+        // Not disposed here: the response owns its body, and is let go by Release once the caller knows how the stream ended.
+        var body = await response.Content.ReadAsStreamAsync(cancellationToken);
         using var payload = new EventPayload();
         var parser = SseParser.Create(body, payload.Parse);
         await using var events = parser.EnumerateAsync(idle.Token).GetAsyncEnumerator(idle.Token);
@@ -84,6 +85,57 @@ internal static class UpstreamBody
             idle.CancelAfter(Timeout.InfiniteTimeSpan);
             yield return events.Current.Data;
             idle.CancelAfter(idleTimeout);
+        }
+    }
+
+    /// <summary>How long a stream that sent its last event may take to end its body before its connection is closed instead.</summary>
+    internal static readonly TimeSpan EndOfBodyWait = TimeSpan.FromSeconds(2);
+
+    /// <summary>The most a stream may send after its last event before its connection is closed instead of kept.</summary>
+    internal const int MaxAfterLastEvent = 16 * 1024;
+
+    /// <summary>
+    /// Lets go of a streamed response. When its last event was read (<paramref name="ended"/>: OpenAI's <c>[DONE]</c>,
+    /// Anthropic's <c>message_stop</c>) what remains of the body is only its end (HTTP/1.1's last chunk), which may not
+    /// have arrived yet: it is read first, in the background, so the connection goes back to the pool. Disposed unread,
+    /// it would be closed (<see cref="ProviderHttp.CreateHandler"/> drains nothing, so that a client who leaves mid-stream
+    /// stops the provider at once), and the next call to that provider would pay a new TCP and TLS handshake. Otherwise
+    /// (cut short, failed, the client gone) the response is disposed now and its connection closed. The task completes
+    /// once the response is disposed; it never throws.
+    /// </summary>
+    public static Task Release(HttpResponseMessage response, bool ended)
+    {
+        if (!ended)
+        {
+            response.Dispose();
+            return Task.CompletedTask;
+        }
+        return ReadEndThenDisposeAsync(response);
+    }
+
+    private static async Task ReadEndThenDisposeAsync(HttpResponseMessage response)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(1024);
+        try
+        {
+            using var wait = new CancellationTokenSource(EndOfBodyWait);
+            // The body stream the events were read from (HttpContent hands out the same one again).
+            var body = await response.Content.ReadAsStreamAsync(wait.Token);
+            var left = MaxAfterLastEvent;
+            int read;
+            while (left > 0 && (read = await body.ReadAsync(buffer.AsMemory(0, Math.Min(buffer.Length, left)), wait.Token)) > 0)
+            {
+                left -= read;
+            }
+        }
+        catch (Exception ex) when (ex is IOException or HttpRequestException or OperationCanceledException or ObjectDisposedException)
+        {
+            // Too slow, too long or broken: disposing it below closes the connection, as for any stream cut short.
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            response.Dispose();
         }
     }
 

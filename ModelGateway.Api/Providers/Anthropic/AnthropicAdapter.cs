@@ -103,6 +103,9 @@ internal sealed class AnthropicAdapter(IOptions<GatewayOptions> options, TimePro
     private sealed class AnthropicStream(HttpResponseMessage response, AnthropicStreamTranslator translator, TimeSpan idleTimeout)
         : ProviderStream
     {
+        /// <summary>Whether <c>message_stop</c> was read: the body holds nothing more than its end.</summary>
+        private bool _ended;
+
         public override async IAsyncEnumerable<StreamEvent> ReadEventsAsync([EnumeratorCancellation] CancellationToken cancellationToken)
         {
             await foreach (var data in UpstreamBody.ReadSseDataAsync(response, idleTimeout, cancellationToken))
@@ -111,6 +114,7 @@ internal sealed class AnthropicAdapter(IOptions<GatewayOptions> options, TimePro
                 {
                     continue;
                 }
+                _ended = translator.Completed && e.Kind != StreamEventKind.Error;
                 yield return e;
                 if (e.Kind == StreamEventKind.Error || translator.Completed)
                 {
@@ -121,6 +125,6 @@ internal sealed class AnthropicAdapter(IOptions<GatewayOptions> options, TimePro
             throw new IOException("The Anthropic stream ended before message_stop.");
         }
 
-        public override void Dispose() => response.Dispose();
+        public override void Dispose() => Released = UpstreamBody.Release(response, _ended);
     }
 }

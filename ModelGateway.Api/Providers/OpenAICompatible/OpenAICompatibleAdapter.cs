@@ -273,12 +273,16 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
     private sealed class OpenAIStream(HttpResponseMessage response, OpenAICompatibleAdapter adapter, StreamState state,
         TimeSpan idleTimeout) : ProviderStream
     {
+        /// <summary>Whether <c>[DONE]</c> was read: the body holds nothing more than its end.</summary>
+        private bool _ended;
+
         public override async IAsyncEnumerable<StreamEvent> ReadEventsAsync([EnumeratorCancellation] CancellationToken cancellationToken)
         {
             await foreach (var data in UpstreamBody.ReadSseDataAsync(response, idleTimeout, cancellationToken))
             {
                 if (data.Span.SequenceEqual("[DONE]"u8))
                 {
+                    _ended = true;
                     break;
                 }
                 if (data.Length == 0)
@@ -296,6 +300,6 @@ internal class OpenAICompatibleAdapter(IOptions<GatewayOptions> options) : IProv
             }
         }
 
-        public override void Dispose() => response.Dispose();
+        public override void Dispose() => Released = UpstreamBody.Release(response, _ended);
     }
 }

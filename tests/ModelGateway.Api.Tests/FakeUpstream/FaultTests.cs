@@ -115,6 +115,29 @@ public sealed class FaultTests(FakeUpstreamApp app) : IClassFixture<FakeUpstream
 
     [Theory]
     [MemberData(nameof(Protocols))]
+    public async Task Late_end_ends_the_body_well_after_its_last_event(string protocol)
+    {
+        using var response = await app.PostAsync(PathOf(protocol), Body("fault-late-end@300", stream: true, text: "a b"));
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(TestContext.Current.CancellationToken));
+        var watch = Stopwatch.StartNew();
+        string? last = null;
+        var lastAt = TimeSpan.Zero;
+        while (await reader.ReadLineAsync(TestContext.Current.CancellationToken) is { } line)
+        {
+            if (line.StartsWith("data: ", StringComparison.Ordinal))
+            {
+                (last, lastAt) = (line, watch.Elapsed);
+            }
+        }
+        var endAt = watch.Elapsed;
+
+        // The stream is complete (its protocol's last event came), and only its end was late.
+        Assert.Contains(protocol == "anthropic" ? "message_stop" : "[DONE]", last);
+        Assert.True(endAt - lastAt >= TimeSpan.FromMilliseconds(250), $"the body ended {(endAt - lastAt).TotalMilliseconds:0} ms after the last event");
+    }
+
+    [Theory]
+    [MemberData(nameof(Protocols))]
     public async Task Slow_chunks_spaces_the_events_as_they_are_flushed(string protocol)
     {
         using var response = await app.PostAsync(PathOf(protocol), Body("fault-slow-chunks@150", stream: true, text: "a b"));

@@ -220,6 +220,7 @@ internal sealed class AnthropicProtocol : IChatProtocol
         json.WriteString("type", "message_stop");
         json.WriteEndObject();
         await sse.EndAsync();
+        await sse.FinishAsync();
     }
 
     public static string StopReasonOf(FinishReason finish) => finish switch

@@ -105,6 +105,18 @@ internal sealed class SseWriter : IDisposable
     /// <summary>OpenAI and llama.cpp end a stream with <c>data: [DONE]</c> (openai_chat_stream_text_usage.sse).</summary>
     public ValueTask WriteDoneAsync() => WriteRawAsync(null, "[DONE]"u8.ToArray());
 
+    /// <summary>
+    /// Called once the stream's last event is out. With fault-late-end@MS the body ends MS later: on HTTP/1.1 the last
+    /// chunk (<c>0\r\n\r\n</c>) follows the final event after a pause, as it can from a real server over a network.
+    /// </summary>
+    public async ValueTask FinishAsync()
+    {
+        if (_fault.Kind == FaultKind.LateEnd && _fault.Value > 0)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(_fault.Value), _time, Aborted);
+        }
+    }
+
     public void Dispose() => _json.Dispose();
 
     private async ValueTask<bool> AfterContentAsync(bool endOfContent)

@@ -22,6 +22,7 @@ internal enum FaultKind
     Hang,
     ConnectionReset,
     HostileHeaders,
+    LateEnd,
 }
 
 /// <summary>
@@ -61,6 +62,7 @@ internal readonly record struct Fault(FaultKind Kind, int Value)
             "fault-hang" => new(FaultKind.Hang, 0),
             "fault-connection-reset" => new(FaultKind.ConnectionReset, 0),
             "fault-hostile-headers" => new(FaultKind.HostileHeaders, 0),
+            "fault-late-end" => new(FaultKind.LateEnd, Argument(argument, 200, 0)),
             _ => None,
         };
     }

@@ -196,6 +196,7 @@ internal sealed class LlamaCppProtocol : IChatProtocol
             await sse.EndAsync();
         }
         await sse.WriteDoneAsync();
+        await sse.FinishAsync();
     }
 
     /// <summary>Writes up to the open <c>delta</c>: choice keys in llama.cpp's order finish_reason, index, delta.</summary>

@@ -204,6 +204,7 @@ internal sealed class OpenAIProtocol : IChatProtocol
             await sse.EndAsync();
         }
         await sse.WriteDoneAsync();
+        await sse.FinishAsync();
     }
 
     public static string FinishReasonOf(FinishReason finish) => finish switch

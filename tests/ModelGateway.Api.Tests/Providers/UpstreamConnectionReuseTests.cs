@@ -1,0 +1,97 @@
+using System.Net.Sockets;
+using ModelGateway.Api.Providers;
+using ModelGateway.Api.Providers.Anthropic;
+using ModelGateway.Api.Providers.LlamaCpp;
+using ModelGateway.Api.Providers.OpenAICompatible;
+using ModelGateway.Api.Tests.FakeUpstream;
+using ModelGateway.Api.Tokenization;
+using static ModelGateway.Api.Tests.Providers.ProviderTestKit;
+
+namespace ModelGateway.Api.Tests.Providers;
+
+/// <summary>
+/// The providers' connections, through the handler the gateway uses (<see cref="ProviderHttp.CreateHandler"/>) with its
+/// connections counted, against the fake upstream over loopback. A stream read to its last event keeps its connection for
+/// the next call even when its body ends after a pause (fault-late-end: to a remote provider a new connection is a TCP and
+/// TLS handshake); a stream left before its end closes it, so the provider stops at once.
+/// </summary>
+public sealed class UpstreamConnectionReuseTests(FakeUpstreamApp fake) : IClassFixture<FakeUpstreamApp>
+{
+    public static TheoryData<string> Protocols => new() { "openai", "anthropic", "llamacpp" };
+
+    private int _connections;
+
+    private HttpMessageInvoker CountingClient()
+    {
+        var handler = ProviderHttp.CreateHandler();
+        handler.ConnectCallback = async (context, cancellationToken) =>
+        {
+            Interlocked.Increment(ref _connections);
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        };
+        return new HttpMessageInvoker(handler);
+    }
+
+    private async Task<ProviderStream> StreamAsync(HttpMessageInvoker http, string protocol, string model)
+    {
+        var (adapter, path, type) = protocol switch
+        {
+            "anthropic" => ((IProviderAdapter)new AnthropicAdapter(Options, TimeProvider.System), "anthropic/", ProviderTypes.Anthropic),
+            "llamacpp" => (new LlamaCppAdapter(Options, new TokenCounter()), "llamacpp/", ProviderTypes.LlamaCpp),
+            _ => (new OpenAICompatibleAdapter(Options), "openai/v1/", ProviderTypes.OpenAICompatible),
+        };
+        var target = Target(type, model, baseUrl: new Uri(fake.Client.BaseAddress!, path).ToString(), apiKey: "sk-fake");
+        var response = await adapter.SendAsync(new ProviderCall(Request("""
+            {"model":"alias","stream":true,"messages":[{"role":"user","content":"Hello big world"}]}
+            """), target, http), TestContext.Current.CancellationToken);
+        return Assert.IsAssignableFrom<ProviderStream>(response);
+    }
+
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task A_stream_read_to_its_last_event_leaves_its_connection_to_the_next_call_though_its_body_ends_late(string protocol)
+    {
+        using var http = CountingClient();
+        for (var call = 0; call < 3; call++)
+        {
+            var stream = await StreamAsync(http, protocol, "fault-late-end@150");
+            var events = await ReadAllAsync(stream);
+            Assert.Equal("Echo: Hello big world", string.Concat(events.Select(e => e.ContentDelta)));
+            stream.Dispose();
+            // The end of the body arrives ~150 ms after the last event; the connection is pooled once it has been read.
+            await stream.Released.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+        }
+
+        Assert.Equal(1, _connections);
+    }
+
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task A_stream_left_before_its_end_closes_its_connection_at_once(string protocol)
+    {
+        using var http = CountingClient();
+        var stream = await StreamAsync(http, protocol, "fault-slow-chunks@300");
+        await using (var events = stream.ReadEventsAsync(TestContext.Current.CancellationToken).GetAsyncEnumerator(TestContext.Current.CancellationToken))
+        {
+            Assert.True(await events.MoveNextAsync());
+        }
+        stream.Dispose();
+
+        // Let go at once (nothing is read to keep the connection), so the next call needs a connection of its own.
+        Assert.True(stream.Released.IsCompleted);
+        var next = await StreamAsync(http, protocol, "fake-model");
+        await ReadAllAsync(next);
+        next.Dispose();
+        Assert.Equal(2, _connections);
+    }
+}
