@@ -21,14 +21,7 @@ public sealed class AdaptersAgainstFakeUpstreamTests(FakeUpstreamApp fake) : ICl
 
     private async Task<ProviderResponse> SendAsync(string protocol, string request, string model = "fake-model")
     {
-        var (adapter, path) = protocol switch
-        {
-            "anthropic" => ((IProviderAdapter)new AnthropicAdapter(Options, TimeProvider.System), "anthropic/"),
-            "llamacpp" => (new LlamaCppAdapter(Options, new TokenCounter()), "llamacpp/"),
-            _ => (new OpenAICompatibleAdapter(Options), "openai/v1/"),
-        };
-        var type = protocol switch { "anthropic" => ProviderTypes.Anthropic, "llamacpp" => ProviderTypes.LlamaCpp, _ => ProviderTypes.OpenAICompatible };
-        var target = Target(type, model, baseUrl: new Uri(fake.Client.BaseAddress!, path).ToString(), apiKey: "sk-fake");
+        var (adapter, target) = OnFake(fake, protocol, model);
         return await adapter.SendAsync(new ProviderCall(Request(request), target, fake.Invoker), TestContext.Current.CancellationToken);
     }
 

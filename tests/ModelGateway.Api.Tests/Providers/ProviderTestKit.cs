@@ -5,8 +5,12 @@ using Microsoft.Extensions.Options;
 using ModelGateway.Api.ChatCompletions;
 using ModelGateway.Api.Configuration;
 using ModelGateway.Api.Providers;
+using ModelGateway.Api.Providers.Anthropic;
+using ModelGateway.Api.Providers.LlamaCpp;
+using ModelGateway.Api.Providers.OpenAICompatible;
 using ModelGateway.Api.Routing;
 using ModelGateway.Api.Tests.FakeUpstream;
+using ModelGateway.Api.Tokenization;
 
 namespace ModelGateway.Api.Tests.Providers;
 
@@ -58,6 +62,18 @@ internal static class ProviderTestKit
         int defaultMaxTokens = 1024, IReadOnlyDictionary<string, string>? headers = null) =>
         new("alias", new ProviderEndpoint("upstream", providerType, new Uri(baseUrl), apiKey, TimeSpan.FromSeconds(10),
             TimeSpan.FromSeconds(10), headers ?? new Dictionary<string, string>()), model, 1, new Prices(0, 0, 0), defaultMaxTokens);
+
+    /// <summary>The adapter of <paramref name="protocol"/> ("openai", "anthropic", "llamacpp") and a target of it on the fake upstream.</summary>
+    public static (IProviderAdapter Adapter, RouteTarget Target) OnFake(FakeUpstreamApp fake, string protocol, string model)
+    {
+        var (adapter, path, type) = protocol switch
+        {
+            "anthropic" => ((IProviderAdapter)new AnthropicAdapter(Options, TimeProvider.System), "anthropic/", ProviderTypes.Anthropic),
+            "llamacpp" => (new LlamaCppAdapter(Options, new TokenCounter()), "llamacpp/", ProviderTypes.LlamaCpp),
+            _ => (new OpenAICompatibleAdapter(Options), "openai/v1/", ProviderTypes.OpenAICompatible),
+        };
+        return (adapter, Target(type, model, baseUrl: new Uri(fake.Client.BaseAddress!, path).ToString(), apiKey: "sk-fake"));
+    }
 
     public static ChatRequest Request(string json)
     {

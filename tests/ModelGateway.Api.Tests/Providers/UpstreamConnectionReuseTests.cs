@@ -1,10 +1,6 @@
 using System.Net.Sockets;
 using ModelGateway.Api.Providers;
-using ModelGateway.Api.Providers.Anthropic;
-using ModelGateway.Api.Providers.LlamaCpp;
-using ModelGateway.Api.Providers.OpenAICompatible;
 using ModelGateway.Api.Tests.FakeUpstream;
-using ModelGateway.Api.Tokenization;
 using static ModelGateway.Api.Tests.Providers.ProviderTestKit;
 
 namespace ModelGateway.Api.Tests.Providers;
@@ -44,13 +40,7 @@ public sealed class UpstreamConnectionReuseTests(FakeUpstreamApp fake) : IClassF
 
     private async Task<ProviderStream> StreamAsync(HttpMessageInvoker http, string protocol, string model)
     {
-        var (adapter, path, type) = protocol switch
-        {
-            "anthropic" => ((IProviderAdapter)new AnthropicAdapter(Options, TimeProvider.System), "anthropic/", ProviderTypes.Anthropic),
-            "llamacpp" => (new LlamaCppAdapter(Options, new TokenCounter()), "llamacpp/", ProviderTypes.LlamaCpp),
-            _ => (new OpenAICompatibleAdapter(Options), "openai/v1/", ProviderTypes.OpenAICompatible),
-        };
-        var target = Target(type, model, baseUrl: new Uri(fake.Client.BaseAddress!, path).ToString(), apiKey: "sk-fake");
+        var (adapter, target) = OnFake(fake, protocol, model);
         var response = await adapter.SendAsync(new ProviderCall(Request("""
             {"model":"alias","stream":true,"messages":[{"role":"user","content":"Hello big world"}]}
             """), target, http), TestContext.Current.CancellationToken);
