@@ -8,10 +8,11 @@ namespace ModelGateway.Api.Providers;
 internal static class ProviderHttp
 {
     /// <summary>
-    /// The handler under the providers' client. A client that leaves mid-stream must close the upstream connection now,
-    /// not drain the rest of the answer (which the provider would go on generating and billing): so no response is
-    /// drained on disposal (<see cref="SocketsHttpHandler.MaxResponseDrainSize"/> 0), and a stream read to its last
-    /// event reads the end of its body itself before it lets go (<see cref="UpstreamBody.Release"/>).
+    /// The handler under the providers' client (HTTP/2 where the provider offers it: see <see cref="SendAsync"/>). On
+    /// HTTP/1.1 a client that leaves mid-stream must close the upstream connection now, not drain the rest of the answer
+    /// (which the provider would go on generating and billing): so no response is drained on disposal
+    /// (<see cref="SocketsHttpHandler.MaxResponseDrainSize"/> 0), and a stream read to its last event reads the end of its
+    /// body itself before it lets go (<see cref="UpstreamBody.Release"/>).
     /// </summary>
     public static SocketsHttpHandler CreateHandler() => new()
     {
@@ -26,7 +27,8 @@ internal static class ProviderHttp
     };
 
     /// <summary>
-    /// Sends <paramref name="message"/> and waits for the response headers at most <paramref name="firstByteTimeout"/>.
+    /// Sends <paramref name="message"/> (as HTTP/2 where the provider offers it) and waits for the response headers at most
+    /// <paramref name="firstByteTimeout"/>.
     /// Connection failures and timeouts come back as a <see cref="ProviderFailure"/>, and so does a non-2xx answer, read
     /// (and disposed) by the protocol's <paramref name="readFailure"/>; the client's cancellation is thrown. A response
     /// returned is a success whose body is the caller's to read and dispose.
@@ -53,6 +55,11 @@ internal static class ProviderHttp
     private static async Task<(HttpResponseMessage? Response, ProviderFailure? Failure)> SendForHeadersAsync(HttpMessageInvoker http,
         HttpRequestMessage message, TimeSpan firstByteTimeout, CancellationToken cancellationToken)
     {
+        // HTTP/2 where the provider offers it (TLS with ALPN: OpenAI, Anthropic, OpenRouter), HTTP/1.1 otherwise (plain http,
+        // as a local llama.cpp server): concurrent streams share a connection instead of one TCP and TLS handshake each, and
+        // a client who leaves resets its own stream (RST_STREAM) instead of closing a connection. YARP's default too.
+        message.Version = HttpVersion.Version20;
+        message.VersionPolicy = HttpVersionPolicy.RequestVersionOrLower;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(firstByteTimeout);
         try

@@ -101,7 +101,7 @@ internal static class UpstreamBody
     /// it would be closed (<see cref="ProviderHttp.CreateHandler"/> drains nothing, so that a client who leaves mid-stream
     /// stops the provider at once), and the next call to that provider would pay a new TCP and TLS handshake. Otherwise
     /// (cut short, failed, the client gone) the response is disposed now and its connection closed. The task completes
-    /// once the response is disposed; it never throws.
+    /// once the response is disposed, whatever the body does (a slow, long or broken end only closes the connection).
     /// </summary>
     public static Task Release(HttpResponseMessage response, bool ended)
     {

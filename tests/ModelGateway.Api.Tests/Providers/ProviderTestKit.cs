@@ -64,7 +64,11 @@ internal static class ProviderTestKit
             TimeSpan.FromSeconds(10), headers ?? new Dictionary<string, string>()), model, 1, new Prices(0, 0, 0), defaultMaxTokens);
 
     /// <summary>The adapter of <paramref name="protocol"/> ("openai", "anthropic", "llamacpp") and a target of it on the fake upstream.</summary>
-    public static (IProviderAdapter Adapter, RouteTarget Target) OnFake(FakeUpstreamApp fake, string protocol, string model)
+    public static (IProviderAdapter Adapter, RouteTarget Target) OnFake(FakeUpstreamApp fake, string protocol, string model) =>
+        OnFake(fake.Client.BaseAddress!, protocol, model);
+
+    /// <summary>The adapter of <paramref name="protocol"/> and a target of it on a fake upstream at <paramref name="fake"/>.</summary>
+    public static (IProviderAdapter Adapter, RouteTarget Target) OnFake(Uri fake, string protocol, string model)
     {
         var (adapter, path, type) = protocol switch
         {
@@ -72,7 +76,7 @@ internal static class ProviderTestKit
             "llamacpp" => (new LlamaCppAdapter(Options, new TokenCounter()), "llamacpp/", ProviderTypes.LlamaCpp),
             _ => (new OpenAICompatibleAdapter(Options), "openai/v1/", ProviderTypes.OpenAICompatible),
         };
-        return (adapter, Target(type, model, baseUrl: new Uri(fake.Client.BaseAddress!, path).ToString(), apiKey: "sk-fake"));
+        return (adapter, Target(type, model, baseUrl: new Uri(fake, path).ToString(), apiKey: "sk-fake"));
     }
 
     public static ChatRequest Request(string json)

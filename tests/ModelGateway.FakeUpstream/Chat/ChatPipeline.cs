@@ -24,7 +24,7 @@ internal static class ChatPipeline
         var body = await ReadBodyAsync(context);
         using var document = TryParse(body);
 
-        var recorded = new RecordedRequest(protocol.Kind.Name(), context.Request.Path.Value ?? "",
+        var recorded = new RecordedRequest(protocol.Kind.Name(), context.Request.Protocol, context.Request.Path.Value ?? "",
             CopyHeaders(context.Request.Headers), body, document is not null, time.GetUtcNow());
         services.GetRequiredService<RequestLog>().Add(recorded);
         var stats = services.GetRequiredService<UsageStats>();

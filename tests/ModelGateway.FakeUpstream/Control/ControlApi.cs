@@ -27,6 +27,7 @@ internal static class ControlApi
         {
             json.WriteStartObject();
             json.WriteString("protocol", request.Protocol);
+            json.WriteString("http_version", request.HttpVersion);
             json.WriteString("path", request.Path);
             json.WriteString("received_at", request.ReceivedAt);
             if (request.CompletedAt is { } completedAt)

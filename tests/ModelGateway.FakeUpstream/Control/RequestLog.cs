@@ -4,8 +4,10 @@ namespace ModelGateway.FakeUpstream.Control;
 /// <param name="Body">The raw body bytes.</param>
 /// <param name="BodyIsJson">Whether <paramref name="Body"/> parsed as JSON (then it is echoed as JSON, else as a string).</param>
 /// <param name="ReceivedAt">When the body had been read.</param>
+/// <param name="HttpVersion">The HTTP version it came over (<c>HTTP/1.1</c>, <c>HTTP/2</c>).</param>
 internal sealed record RecordedRequest(
     string Protocol,
+    string HttpVersion,
     string Path,
     KeyValuePair<string, string>[] Headers,
     byte[] Body,
