@@ -2,7 +2,7 @@ extern alias FakeUpstream;
 
 using System.Net;
 using System.Net.Security;
-using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
@@ -52,9 +52,12 @@ public sealed class FakeUpstreamOverTls : WebApplicationFactory<FakeUpstream::Pr
         }
     }
 
-    /// <summary>Trusts this fixture's certificate and nothing else.</summary>
-    public bool Trusts(X509Certificate? certificate) => certificate is not null
-        && certificate.GetCertHashString() == Certificate.GetCertHashString();
+    /// <summary>A client's TLS options that trust this fixture's certificate and nothing else.</summary>
+    public SslClientAuthenticationOptions ClientTls() => new()
+    {
+        RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is not null
+            && certificate.GetCertHashString() == Certificate.GetCertHashString(),
+    };
 
     protected override void ConfigureWebHost(IWebHostBuilder builder) =>
         builder.ConfigureLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
@@ -74,30 +77,13 @@ public sealed class ProviderHttp2Tests(FakeUpstreamOverTls fake) : IClassFixture
 {
     public static TheoryData<string> Protocols => new() { "openai", "anthropic", "llamacpp" };
 
-    private int _connections;
+    private StrongBox<int> _connections = new();
 
     private HttpMessageInvoker ProductionClient()
     {
         var handler = ProviderHttp.CreateHandler();
-        handler.SslOptions = new SslClientAuthenticationOptions
-        {
-            RemoteCertificateValidationCallback = (_, certificate, _, _) => fake.Trusts(certificate),
-        };
-        handler.ConnectCallback = async (context, cancellationToken) =>
-        {
-            Interlocked.Increment(ref _connections);
-            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            try
-            {
-                await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
-                return new NetworkStream(socket, ownsSocket: true);
-            }
-            catch
-            {
-                socket.Dispose();
-                throw;
-            }
-        };
+        handler.SslOptions = fake.ClientTls();
+        _connections = CountConnections(handler);
         return new HttpMessageInvoker(handler);
     }
 
@@ -113,10 +99,7 @@ public sealed class ProviderHttp2Tests(FakeUpstreamOverTls fake) : IClassFixture
     /// <summary>The fake's record of the one call to <paramref name="model"/> over <paramref name="protocol"/>, once it has ended.</summary>
     private async Task<JsonElement> EndedCallAsync(string protocol, string model)
     {
-        using var client = new HttpClient(new SocketsHttpHandler
-        {
-            SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = (_, c, _, _) => fake.Trusts(c) },
-        }) { BaseAddress = fake.BaseAddress };
+        using var client = new HttpClient(new SocketsHttpHandler { SslOptions = fake.ClientTls() }) { BaseAddress = fake.BaseAddress };
         for (var attempt = 0; ; attempt++)
         {
             using var log = JsonDocument.Parse(await client.GetStringAsync("/_fake/requests", TestContext.Current.CancellationToken));
@@ -147,7 +130,7 @@ public sealed class ProviderHttp2Tests(FakeUpstreamOverTls fake) : IClassFixture
         await next.Released;
 
         Assert.Equal("Echo: Hello big world", string.Concat(answer.Select(e => e.ContentDelta)));
-        Assert.Equal(1, _connections);
+        Assert.Equal(1, _connections.Value);
         // The provider saw that stream stop before its answer was complete (its slow chunks would take seconds more).
         var stopped = await EndedCallAsync(protocol, "fault-slow-chunks@300");
         Assert.Equal("HTTP/2", stopped.GetProperty("http_version").GetString());

@@ -1,4 +1,6 @@
 using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
@@ -62,6 +64,28 @@ internal static class ProviderTestKit
         int defaultMaxTokens = 1024, IReadOnlyDictionary<string, string>? headers = null) =>
         new("alias", new ProviderEndpoint("upstream", providerType, new Uri(baseUrl), apiKey, TimeSpan.FromSeconds(10),
             TimeSpan.FromSeconds(10), headers ?? new Dictionary<string, string>()), model, 1, new Prices(0, 0, 0), defaultMaxTokens);
+
+    /// <summary>Counts the connections <paramref name="handler"/> opens; it still connects as by default (TCP, no delay).</summary>
+    public static StrongBox<int> CountConnections(SocketsHttpHandler handler)
+    {
+        var count = new StrongBox<int>();
+        handler.ConnectCallback = async (context, cancellationToken) =>
+        {
+            Interlocked.Increment(ref count.Value);
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        };
+        return count;
+    }
 
     /// <summary>The adapter of <paramref name="protocol"/> ("openai", "anthropic", "llamacpp") and a target of it on the fake upstream.</summary>
     public static (IProviderAdapter Adapter, RouteTarget Target) OnFake(FakeUpstreamApp fake, string protocol, string model) =>

@@ -1,4 +1,4 @@
-using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using ModelGateway.Api.Providers;
 using ModelGateway.Api.Tests.FakeUpstream;
 using static ModelGateway.Api.Tests.Providers.ProviderTestKit;
@@ -15,26 +15,12 @@ public sealed class UpstreamConnectionReuseTests(FakeUpstreamApp fake) : IClassF
 {
     public static TheoryData<string> Protocols => new() { "openai", "anthropic", "llamacpp" };
 
-    private int _connections;
+    private StrongBox<int> _connections = new();
 
     private HttpMessageInvoker CountingClient()
     {
         var handler = ProviderHttp.CreateHandler();
-        handler.ConnectCallback = async (context, cancellationToken) =>
-        {
-            Interlocked.Increment(ref _connections);
-            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            try
-            {
-                await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
-                return new NetworkStream(socket, ownsSocket: true);
-            }
-            catch
-            {
-                socket.Dispose();
-                throw;
-            }
-        };
+        _connections = CountConnections(handler);
         return new HttpMessageInvoker(handler);
     }
 
@@ -62,7 +48,7 @@ public sealed class UpstreamConnectionReuseTests(FakeUpstreamApp fake) : IClassF
             await stream.Released.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
         }
 
-        Assert.Equal(1, _connections);
+        Assert.Equal(1, _connections.Value);
     }
 
     [Theory]
@@ -82,6 +68,6 @@ public sealed class UpstreamConnectionReuseTests(FakeUpstreamApp fake) : IClassF
         var next = await StreamAsync(http, protocol, "fake-model");
         await ReadAllAsync(next);
         next.Dispose();
-        Assert.Equal(2, _connections);
+        Assert.Equal(2, _connections.Value);
     }
 }
