@@ -87,15 +87,6 @@ public sealed class ProviderHttp2Tests(FakeUpstreamOverTls fake) : IClassFixture
         return new HttpMessageInvoker(handler);
     }
 
-    private async Task<ProviderStream> StreamAsync(HttpMessageInvoker http, string protocol, string model)
-    {
-        var (adapter, target) = OnFake(fake.BaseAddress, protocol, model);
-        var response = await adapter.SendAsync(new ProviderCall(Request("""
-            {"model":"alias","stream":true,"messages":[{"role":"user","content":"Hello big world"}]}
-            """), target, http), TestContext.Current.CancellationToken);
-        return Assert.IsAssignableFrom<ProviderStream>(response);
-    }
-
     /// <summary>The fake's record of the one call to <paramref name="model"/> over <paramref name="protocol"/>, once it has ended.</summary>
     private async Task<JsonElement> EndedCallAsync(string protocol, string model)
     {
@@ -118,13 +109,9 @@ public sealed class ProviderHttp2Tests(FakeUpstreamOverTls fake) : IClassFixture
     public async Task A_stream_left_early_over_HTTP2_stops_the_provider_and_keeps_the_connection_for_the_next_call(string protocol)
     {
         using var http = ProductionClient();
-        var left = await StreamAsync(http, protocol, "fault-slow-chunks@300");
-        await using (var events = left.ReadEventsAsync(TestContext.Current.CancellationToken).GetAsyncEnumerator(TestContext.Current.CancellationToken))
-        {
-            Assert.True(await events.MoveNextAsync());
-        }
-        left.Dispose();
-        var next = await StreamAsync(http, protocol, "fake-model");
+        var left = await StreamFromFakeAsync(http, fake.BaseAddress, protocol, "fault-slow-chunks@300");
+        await LeaveAfterFirstEventAsync(left);
+        var next = await StreamFromFakeAsync(http, fake.BaseAddress, protocol, "fake-model");
         var answer = await ReadAllAsync(next);
         next.Dispose();
         await next.Released;

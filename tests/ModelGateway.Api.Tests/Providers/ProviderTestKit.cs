@@ -103,6 +103,26 @@ internal static class ProviderTestKit
         return (adapter, Target(type, model, baseUrl: new Uri(fake, path).ToString(), apiKey: "sk-fake"));
     }
 
+    /// <summary>Streams "Hello big world" from <paramref name="model"/> on a fake upstream at <paramref name="fake"/> through <paramref name="http"/>.</summary>
+    public static async Task<ProviderStream> StreamFromFakeAsync(HttpMessageInvoker http, Uri fake, string protocol, string model)
+    {
+        var (adapter, target) = OnFake(fake, protocol, model);
+        var response = await adapter.SendAsync(new ProviderCall(Request("""
+            {"model":"alias","stream":true,"messages":[{"role":"user","content":"Hello big world"}]}
+            """), target, http), TestContext.Current.CancellationToken);
+        return Assert.IsAssignableFrom<ProviderStream>(response);
+    }
+
+    /// <summary>Reads a stream's first event and lets it go, as a client who leaves does.</summary>
+    public static async Task LeaveAfterFirstEventAsync(ProviderStream stream)
+    {
+        await using (var events = stream.ReadEventsAsync(TestContext.Current.CancellationToken).GetAsyncEnumerator(TestContext.Current.CancellationToken))
+        {
+            Assert.True(await events.MoveNextAsync());
+        }
+        stream.Dispose();
+    }
+
     public static ChatRequest Request(string json)
     {
         var request = ChatRequest.Parse(Encoding.UTF8.GetBytes(json), out var error);

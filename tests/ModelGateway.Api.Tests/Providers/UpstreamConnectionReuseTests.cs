@@ -24,15 +24,6 @@ public sealed class UpstreamConnectionReuseTests(FakeUpstreamApp fake) : IClassF
         return new HttpMessageInvoker(handler);
     }
 
-    private async Task<ProviderStream> StreamAsync(HttpMessageInvoker http, string protocol, string model)
-    {
-        var (adapter, target) = OnFake(fake, protocol, model);
-        var response = await adapter.SendAsync(new ProviderCall(Request("""
-            {"model":"alias","stream":true,"messages":[{"role":"user","content":"Hello big world"}]}
-            """), target, http), TestContext.Current.CancellationToken);
-        return Assert.IsAssignableFrom<ProviderStream>(response);
-    }
-
     [Theory]
     [MemberData(nameof(Protocols))]
     public async Task A_stream_read_to_its_last_event_leaves_its_connection_to_the_next_call_though_its_body_ends_late(string protocol)
@@ -40,7 +31,7 @@ public sealed class UpstreamConnectionReuseTests(FakeUpstreamApp fake) : IClassF
         using var http = CountingClient();
         for (var call = 0; call < 3; call++)
         {
-            var stream = await StreamAsync(http, protocol, "fault-late-end@150");
+            var stream = await StreamFromFakeAsync(http, fake.Client.BaseAddress!, protocol, "fault-late-end@150");
             var events = await ReadAllAsync(stream);
             Assert.Equal("Echo: Hello big world", string.Concat(events.Select(e => e.ContentDelta)));
             stream.Dispose();
@@ -56,16 +47,12 @@ public sealed class UpstreamConnectionReuseTests(FakeUpstreamApp fake) : IClassF
     public async Task A_stream_left_before_its_end_closes_its_connection_at_once(string protocol)
     {
         using var http = CountingClient();
-        var stream = await StreamAsync(http, protocol, "fault-slow-chunks@300");
-        await using (var events = stream.ReadEventsAsync(TestContext.Current.CancellationToken).GetAsyncEnumerator(TestContext.Current.CancellationToken))
-        {
-            Assert.True(await events.MoveNextAsync());
-        }
-        stream.Dispose();
+        var stream = await StreamFromFakeAsync(http, fake.Client.BaseAddress!, protocol, "fault-slow-chunks@300");
+        await LeaveAfterFirstEventAsync(stream);
 
         // Let go at once (nothing is read to keep the connection), so the next call needs a connection of its own.
         Assert.True(stream.Released.IsCompleted);
-        var next = await StreamAsync(http, protocol, "fake-model");
+        var next = await StreamFromFakeAsync(http, fake.Client.BaseAddress!, protocol, "fake-model");
         await ReadAllAsync(next);
         next.Dispose();
         Assert.Equal(2, _connections.Value);
