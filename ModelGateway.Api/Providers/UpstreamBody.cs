@@ -118,13 +118,26 @@ internal static class UpstreamBody
         var buffer = ArrayPool<byte>.Shared.Rent(1024);
         try
         {
-            using var wait = new CancellationTokenSource(EndOfBodyWait);
+            using var wait = new CancellationTokenSource();
             // The body stream the events were read from (HttpContent hands out the same one again).
             var body = await response.Content.ReadAsStreamAsync(wait.Token);
             var left = MaxAfterLastEvent;
-            int read;
-            while (left > 0 && (read = await body.ReadAsync(buffer.AsMemory(0, Math.Min(buffer.Length, left)), wait.Token)) > 0)
+            var timed = false;
+            while (left > 0)
             {
+                var reading = body.ReadAsync(buffer.AsMemory(0, Math.Min(buffer.Length, left)), wait.Token);
+                // Usually the end is already buffered and the read completes at once: the timer is started only for a
+                // stream whose end has yet to arrive, not for every stream.
+                if (!timed && !reading.IsCompleted)
+                {
+                    wait.CancelAfter(EndOfBodyWait);
+                    timed = true;
+                }
+                var read = await reading;
+                if (read == 0)
+                {
+                    break;
+                }
                 left -= read;
             }
         }
